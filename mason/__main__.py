@@ -1,0 +1,3 @@
+from mason.cli import main
+
+main()

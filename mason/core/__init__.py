@@ -1,0 +1,1 @@
+"""Shared data contract, errors, hashing and durable I/O. No heavy imports here."""

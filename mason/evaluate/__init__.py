@@ -1,0 +1,5 @@
+"""Evaluation (metrics, LLM-as-judge, guards, reports). Config only in this version."""
+
+from mason.evaluate.config import EvaluationConfig
+
+__all__ = ["EvaluationConfig"]

@@ -1,0 +1,1 @@
+"""Pipeline engine: config models, loader, task graph, runner, workspace and tracker."""

@@ -1,0 +1,286 @@
+"""Plan and execute tasks: dependency order, cache by key, resume, track.
+
+A task's key is the hash of its config section (secrets redacted), the sections it also uses,
+its stage's code version, the keys of its inputs and its external-input fingerprint. A key
+whose artifact folder has a complete manifest is skipped ("cached"); a folder with an
+incomplete one was interrupted and is resumed.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mason import __version__
+from mason.core.console import console
+from mason.core.errors import ConfigError, MasonError, Problem, TaskNotAvailableError
+from mason.core.hashing import stable_hash
+from mason.core.redact import redact
+from mason.core.task import TaskContext, TaskResult
+from mason.pipeline.config import PipelineConfig
+from mason.pipeline.tasks import TASKS, TaskSpec, resolve_task_names
+from mason.pipeline.workspace import Workspace
+
+
+@dataclass
+class PlannedTask:
+    """A task as the plan sees it.
+
+    Attributes:
+        state: `cached` (complete artifact for its key), `run` (new), `resume` (an interrupted
+            execution left durable output), or `unavailable` (not implemented in this version).
+    """
+
+    spec: TaskSpec
+    key: str
+    inputs: dict[str, str]
+    state: str
+    out_dir: Path
+    forced: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass
+class TaskOutcome:
+    name: str
+    key: str
+    status: str  # done | cached | failed | interrupted
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    out_dir: Path | None = None
+
+
+@dataclass
+class RunSummary:
+    """What `Pipeline.run` returns: the tracker's run id and one outcome per task."""
+
+    run_id: str
+    status: str
+    tasks: list[TaskOutcome]
+
+    def outcome(self, task: str) -> TaskOutcome:
+        return next(t for t in self.tasks if t.name == task)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Runner:
+    """Executes a validated pipeline in its workspace."""
+
+    def __init__(self, config: PipelineConfig, *, base_dir: Path, workspace: Workspace, source: str | None = None):
+        self.config = config
+        self.base_dir = base_dir
+        self.workspace = workspace
+        self.source = source
+
+    # ---- planning -------------------------------------------------------------------------
+    def _section(self, spec: TaskSpec) -> Any:
+        return getattr(self.config, spec.section)
+
+    def _select(self, names: list[str] | None) -> tuple[list[str], set[str]]:
+        configured = [n for n, s in TASKS.items() if self._section(s) is not None]
+        if not names:
+            if not configured:
+                raise ConfigError(
+                    [Problem("", "no task is configured; add a `knowledge_source:` section (see `mason init`)")],
+                    source=self.source,
+                )
+            return configured, set(configured)
+        targets = resolve_task_names(names)
+        missing = [t for t in targets if t not in configured]
+        if missing:
+            raise ConfigError(
+                [Problem(TASKS[t].section, f"task '{t}' has no `{TASKS[t].section}:` section") for t in missing],
+                source=self.source,
+            )
+        wanted: set[str] = set()
+
+        def add(name: str) -> None:
+            if name in wanted:
+                return
+            wanted.add(name)
+            for dep in TASKS[name].deps:
+                if dep in configured:
+                    add(dep)
+
+        for t in targets:
+            add(t)
+        return [n for n in TASKS if n in wanted], set(targets)
+
+    def _key(self, spec: TaskSpec, inputs: dict[str, str]) -> str:
+        section = self._section(spec)
+        payload: dict[str, Any] = {
+            "task": spec.name,
+            "config": redact(section.model_dump(mode="json")),
+            "uses": {u: redact(getattr(self.config, u).model_dump(mode="json")) for u in spec.uses},
+            "inputs": inputs,
+        }
+        if spec.available:
+            module = spec.load()
+            payload["version"] = module.VERSION
+            fingerprint = getattr(module, "fingerprint", None)
+            if fingerprint is not None:
+                payload["fingerprint"] = fingerprint(section, self.base_dir)
+        return stable_hash(payload)
+
+    def plan(self, tasks: list[str] | None = None, *, force: bool = False) -> list[PlannedTask]:
+        """The tasks that `run` would execute, in order, each with its key and state.
+
+        Args:
+            tasks: task names to run (their configured upstream tasks come along); None = all.
+            force: re-run the named tasks (all when none are named) even when cached.
+        """
+        order, targets = self._select(tasks)
+        planned: dict[str, PlannedTask] = {}
+        for name in order:
+            spec = TASKS[name]
+            inputs = {d: planned[d].key for d in spec.deps if d in planned}
+            key = self._key(spec, inputs)
+            out_dir = self.workspace.artifact_dir(name, key)
+            forced = force and name in targets
+            if not spec.available:
+                state = "unavailable"
+            elif self.workspace.is_complete(name, key) and not forced:
+                state = "cached"
+            elif out_dir.exists() and not forced:
+                state = "resume"
+            else:
+                state = "run"
+            planned[name] = PlannedTask(spec, key, inputs, state, out_dir, forced)
+        return list(planned.values())
+
+    # ---- execution ------------------------------------------------------------------------
+    def run(self, tasks: list[str] | None = None, *, force: bool = False, wait: float = 0.0,
+            show_progress: bool = True) -> RunSummary:
+        """Execute the plan under the workspace lock, recording everything in the tracker.
+
+        Raises:
+            TaskNotAvailableError: the plan needs a task this version does not implement.
+            LockError: another run holds the workspace.
+            MasonError: a task failed (its manifest and the tracker say why).
+        """
+        plan = self.plan(tasks, force=force)
+        unavailable = [p.name for p in plan if p.state == "unavailable"]
+        if unavailable:
+            raise TaskNotAvailableError(
+                f"task{'s' if len(unavailable) > 1 else ''} {', '.join(unavailable)} "
+                f"{'are' if len(unavailable) > 1 else 'is'} not available in MASON {__version__} yet",
+                hint="remove the section(s) from pipeline.yaml, or name the tasks to run, e.g. `mason run pipeline.yaml ingest`",
+            )
+        from mason.pipeline.tracker import Tracker
+
+        self.workspace.ensure()
+        with self.workspace.lock(wait), Tracker(self.workspace.db_path) as tracker:
+            # re-plan under the lock: another run may have completed tasks while we waited
+            plan = self.plan(tasks, force=force)
+            run_id = tracker.start_run(
+                pipeline_path=self.source or "<python>",
+                config=redact(self.config.model_dump(mode="json")),
+                name=self.config.name,
+                mason_version=__version__,
+            )
+            outcomes: list[TaskOutcome] = []
+            try:
+                for item in plan:
+                    outcomes.append(self._execute(item, tracker, run_id, show_progress))
+            except KeyboardInterrupt:
+                tracker.end_run(run_id, "interrupted", "interrupted by the user")
+                raise
+            except BaseException as e:
+                tracker.end_run(run_id, "failed", str(e))
+                raise
+            tracker.end_run(run_id, "success")
+        return RunSummary(run_id, "success", outcomes)
+
+    def _execute(self, item: PlannedTask, tracker: Any, run_id: str, show_progress: bool) -> TaskOutcome:
+        name, key = item.name, item.key
+        exec_id = tracker.start_task(run_id, name, key, str(item.out_dir))
+        if item.state == "cached":
+            manifest = self.workspace.read_manifest(name, key) or {}
+            counts = manifest.get("counts", {})
+            tracker.end_task(exec_id, "cached", counts)
+            console().print(f"[dim]•[/dim] {name} [dim]{key}[/dim] [green]cached[/green]")
+            return TaskOutcome(name, key, "cached", 0.0, counts, item.out_dir)
+
+        if item.forced:
+            self.workspace.reset_artifact(name, key)
+        resuming = item.state == "resume" and not item.forced
+        item.out_dir.mkdir(parents=True, exist_ok=True)
+        verb = "resuming" if resuming else "running"
+        console().print(f"[bold cyan]•[/bold cyan] {name} [dim]{key}[/dim] {verb}")
+        manifest = self._manifest(item, status="running", run_id=run_id)
+        self.workspace.write_manifest(name, key, manifest)
+        started = time.monotonic()
+        ctx = TaskContext(
+            task=name,
+            section=self._section(item.spec),
+            pipeline=self.config,
+            base_dir=self.base_dir,
+            out_dir=item.out_dir,
+            inputs={d: self.workspace.artifact_dir(d, k) for d, k in item.inputs.items()},
+            cache_dir=self.workspace.cache_dir,
+            resuming=resuming,
+            log_metric=lambda n, v, step=None: tracker.log_metric(run_id, name, n, v, step),
+            show_progress=show_progress,
+        )
+        try:
+            result = item.spec.load().run(ctx)
+        except BaseException as e:
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            error = str(e) if isinstance(e, MasonError) else "".join(traceback.format_exception_only(e)).strip()
+            manifest.update(status=status, error=error, timings=self._timings(manifest, started))
+            self.workspace.write_manifest(name, key, manifest)
+            tracker.end_task(exec_id, status, None, error)
+            raise
+        self._record(item, result, tracker, run_id)
+        manifest.update(
+            status="complete",
+            counts=result.counts,
+            metrics=result.metrics,
+            files=result.files,
+            details=result.details,
+            timings=self._timings(manifest, started),
+        )
+        # the complete manifest is the commit point: written last, atomically
+        self.workspace.write_manifest(name, key, manifest)
+        tracker.end_task(exec_id, "done", result.counts)
+        seconds = time.monotonic() - started
+        summary = ", ".join(f"{v} {k}" for k, v in result.counts.items())
+        console().print(f"  [green]done[/green] in {seconds:.1f}s: {summary}")
+        return TaskOutcome(name, key, "done", seconds, result.counts, item.out_dir)
+
+    def _record(self, item: PlannedTask, result: TaskResult, tracker: Any, run_id: str) -> None:
+        for metric, value in {**result.counts, **result.metrics}.items():
+            tracker.log_metric(run_id, item.name, metric, float(value), None)
+        for rel in result.files:
+            tracker.add_artifact(run_id, item.name, item.key, str(item.out_dir / rel), Path(rel).suffix.lstrip(".") or "file")
+        for parent in item.inputs.values():
+            tracker.add_lineage(item.key, parent)
+
+    def _manifest(self, item: PlannedTask, *, status: str, run_id: str) -> dict[str, Any]:
+        module = item.spec.load()
+        return {
+            "task": item.name,
+            "key": item.key,
+            "status": status,
+            "run_id": run_id,
+            "config": redact(self._section(item.spec).model_dump(mode="json")),
+            "uses": {u: redact(getattr(self.config, u).model_dump(mode="json")) for u in item.spec.uses},
+            "inputs": item.inputs,
+            "versions": {"mason": __version__, "stage": module.VERSION, "python": platform.python_version()},
+            "timings": {"started_at": _now()},
+        }
+
+    @staticmethod
+    def _timings(manifest: dict[str, Any], started: float) -> dict[str, Any]:
+        return {**manifest.get("timings", {}), "ended_at": _now(), "seconds": round(time.monotonic() - started, 3)}
