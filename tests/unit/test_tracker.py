@@ -16,7 +16,8 @@ import pytest
 
 from mason.core.errors import InputError, MasonError
 from mason.core.redact import is_secret_key, redact, redact_text
-from mason.pipeline import tracker_schema as tracker_mod
+from mason.pipeline import tracker as tracker_mod
+from mason.pipeline import tracker_schema as schema_mod
 from mason.pipeline.tracker import Tracker, flatten_params, schema_version
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +70,7 @@ def test_reopening_is_idempotent(db: Path, monkeypatch):
         run_id = start(t)
     calls = []
     monkeypatch.setattr(
-        tracker_mod, "MIGRATIONS", [lambda c: calls.append(c)] * len(tracker_mod.MIGRATIONS)
+        schema_mod, "MIGRATIONS", [lambda c: calls.append(c)] * len(schema_mod.MIGRATIONS)
     )
     for _ in range(2):
         with Tracker(db) as t:
@@ -88,7 +89,7 @@ def test_a_later_migration_is_applied_once_and_keeps_data(db: Path, monkeypatch)
         applied.append(True)
         conn.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(tracker_mod, "MIGRATIONS", [*tracker_mod.MIGRATIONS, v2])
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", [*schema_mod.MIGRATIONS, v2])
     for _ in range(2):
         with Tracker(db) as t:
             assert t.resolve_run(run_id) == run_id
@@ -106,7 +107,7 @@ def test_a_failing_migration_leaves_the_database_untouched(db: Path, monkeypatch
         conn.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("migration bug")
 
-    monkeypatch.setattr(tracker_mod, "MIGRATIONS", [*tracker_mod.MIGRATIONS, broken])
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", [*schema_mod.MIGRATIONS, broken])
     with pytest.raises(RuntimeError, match="migration bug"):
         Tracker(db)
     conn = raw(db)
