@@ -13,7 +13,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = {"Pipeline", "ingest", "load_config", "RunSummary", "PlannedTask"}
+# note: not `ingest`: that name is the `mason.ingest` subpackage
+_API = {"Pipeline", "run_ingest", "load_config", "RunSummary", "PlannedTask"}
 _CONFIGS = {
     "PipelineConfig": "mason.pipeline.config",
     "WorkspaceConfig": "mason.pipeline.config",

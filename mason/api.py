@@ -17,7 +17,7 @@ from mason.pipeline.loader import load_yaml_config, parse_config
 from mason.pipeline.runner import PlannedTask, Runner, RunSummary
 from mason.pipeline.workspace import Workspace
 
-__all__ = ["Pipeline", "PlannedTask", "RunSummary", "ingest", "load_config"]
+__all__ = ["Pipeline", "PlannedTask", "RunSummary", "load_config", "run_ingest"]
 
 
 def load_config(path: str | Path) -> PipelineConfig:
@@ -78,7 +78,7 @@ class Pipeline:
         return self._runner().run(tasks, force=force, wait=wait, show_progress=show_progress)
 
 
-def ingest(config: IngestConfig | dict[str, Any], out_dir: str | Path, *, base_dir: str | Path = ".",
+def run_ingest(config: IngestConfig | dict[str, Any], out_dir: str | Path, *, base_dir: str | Path = ".",
            cache_dir: str | Path | None = None, show_progress: bool = True) -> TaskResult:
     """Run the ingest stage on its own: documents in, `documents.jsonl` + `chunks.jsonl` out.
 

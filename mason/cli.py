@@ -16,7 +16,7 @@ import typer
 
 from mason import __version__
 from mason.cli_runs import runs_app
-from mason.core.errors import MasonError
+from mason.core.errors import MasonError, TaskNotAvailableError
 
 app = typer.Typer(
     name="mason",
@@ -29,11 +29,13 @@ app.add_typer(runs_app, name="runs", help="List, show and compare tracked runs (
 
 
 def _fail(err: MasonError) -> None:
+    from rich.markup import escape
+
     from mason.core.console import console
 
-    console().print(f"[bold red]error:[/bold red] {err.message}", markup=True, highlight=False)
+    console().print(f"[bold red]error:[/bold red] {escape(err.message)}")
     if err.hint:
-        console().print(f"  [dim]hint:[/dim] {err.hint}")
+        console().print(f"  [dim]hint:[/dim] {escape(err.hint)}")
     raise typer.Exit(code=err.exit_code)
 
 
@@ -88,7 +90,7 @@ def run(
         _print_plan(plan, as_json)
         if any(t.state == "unavailable" for t in plan):
             names = ", ".join(t.name for t in plan if t.state == "unavailable")
-            raise MasonError(f"not available in MASON {__version__} yet: {names}")
+            raise TaskNotAvailableError(f"not available in MASON {__version__} yet: {names}")
         return
     summary = p.run(tasks or None, force=force, wait=wait, show_progress=progress and not as_json)
     if as_json:
@@ -120,7 +122,8 @@ def _print_plan(plan: list[Any], as_json: bool) -> None:
     for t in plan:
         state = "not available yet" if t.state == "unavailable" else t.state
         table.add_row(t.name, t.key, f"[{styles[t.state]}]{state}[/]", ", ".join(t.inputs) or "-")
-    Console().print(table)
+    console = Console()
+    console.print(table, width=max(console.width, 100))
 
 
 @app.command()

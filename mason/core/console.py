@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 def console() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    # soft_wrap: messages keep their lines when piped (paths and tests must not be cut)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def progress(*, transient: bool = False, disable: bool = False) -> Progress:

@@ -255,7 +255,7 @@ class Runner:
         self.workspace.write_manifest(name, key, manifest)
         tracker.end_task(exec_id, "done", result.counts)
         seconds = time.monotonic() - started
-        summary = ", ".join(f"{v} {k}" for k, v in result.counts.items())
+        summary = ", ".join(f"{v} {k}" for k, v in result.counts.items() if v)
         console().print(f"  [green]done[/green] in {seconds:.1f}s: {summary}")
         return TaskOutcome(name, key, "done", seconds, result.counts, item.out_dir)
 

@@ -147,7 +147,7 @@ def test_python_api_builds_and_runs_a_pipeline(demo, tmp_path):
     summary = p.run(show_progress=False)
     assert summary.outcome("ingest").status == "done"
     assert p.run(show_progress=False).outcome("ingest").status == "cached"
-    result = m.ingest({"path": str(demo / "docs")}, out_dir=tmp_path / "direct", show_progress=False)
+    result = m.run_ingest({"path": str(demo / "docs")}, out_dir=tmp_path / "direct", show_progress=False)
     assert result.counts["chunks"] == summary.outcome("ingest").counts["chunks"]
 
 
