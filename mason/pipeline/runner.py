@@ -183,6 +183,7 @@ class Runner:
         with self.workspace.lock(wait), Tracker(self.workspace.db_path) as tracker:
             # re-plan under the lock: another run may have completed tasks while we waited
             plan = self.plan(tasks, force=force)
+            tracker.end_stale_runs()
             run_id = tracker.start_run(
                 pipeline_path=self.source or "<python>",
                 config=redact(self.config.model_dump(mode="json")),

@@ -321,6 +321,18 @@ class Tracker:
                 (now, f"run ended ({status}) before the task finished", run_id),
             )
 
+    def end_stale_runs(self) -> list[str]:
+        """Mark every run still `running` as `interrupted`; returns their ids.
+
+        Call it only while holding the workspace lock: then no other process can be running,
+        so a `running` run is one whose process died (kill -9, power loss).
+        """
+        with self._snapshot() as conn:
+            stale = [r["id"] for r in conn.execute("SELECT id FROM runs WHERE status = 'running'")]
+        for run_id in stale:
+            self.end_run(run_id, "interrupted", "the process ended without finishing the run")
+        return stale
+
     # ------------------------------------------------------------------ tasks
 
     def start_task(self, run_id: str, task: str, key: str, artifact_dir: str | Path | None) -> int:

@@ -196,3 +196,6 @@ def test_kill_9_during_ingest_then_resume_gives_identical_output(tmp_path):
     assert resumed["key"] == reference["key"] and resumed["status"] == "done"
     for name in ("chunks.jsonl", "documents.jsonl"):
         assert (chunks.parent / name).read_bytes() == (ref_dir / name).read_bytes(), name
+    # the killed run is recorded as interrupted, not left "running" forever
+    runs = json.loads(mason("runs", "list", "--json", "-w", str(tmp_path / "ws_b"), check=True).stdout)
+    assert sorted(r["status"] for r in runs) == ["interrupted", "success"]

@@ -397,3 +397,17 @@ def test_the_database_opens_with_the_sqlite3_cli(db: Path):
         capture_output=True, text=True, timeout=30, check=True,
     )
     assert out.stdout.split() == ["ok", "wal", f"{run_id}|success", "0.5"]
+
+
+def test_end_stale_runs_marks_dead_runs_interrupted(tracker: Tracker):
+    dead = start(tracker)
+    exec_id = tracker.start_task(dead, "ingest", "k1", "/tmp/x")
+    finished = start(tracker)
+    tracker.end_run(finished, "success")
+    assert tracker.end_stale_runs() == [dead]
+    run = tracker.get_run(dead)
+    assert run["status"] == "interrupted"
+    assert [t["status"] for t in run["tasks"]] == ["failed"]
+    assert tracker.get_run(finished)["status"] == "success"
+    assert tracker.end_stale_runs() == []
+    assert exec_id > 0
