@@ -2,39 +2,147 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from mason.core.config import Section
 
 TaskType = Literal[
     "question_answering", "multi_turn", "reasoning", "summarization", "preference", "tool_calling"
 ]
+TASK_TYPES: tuple[str, ...] = TaskType.__args__  # type: ignore[attr-defined]
+
+
+class TeacherConfig(Section):
+    """A chat model used as teacher or judge. `teacher: NAME` is shorthand for `{model: NAME}`."""
+
+    model: str = Field(
+        ...,
+        description=(
+            "`provider/model` (`openai/gpt-4o-mini`, `ollama/llama3.1`, `vllm/...`, `llamacpp/...`, "
+            "`lmstudio/...`, `openrouter/...`, `together/...`, `groq/...`), a local transformers folder, "
+            "a `.gguf` file, a built-in (`smollm2-135m-instruct`), or `extractive` (no LLM)."
+        ),
+    )
+    base_url: str | list[str] | None = Field(
+        None, description="OpenAI-compatible endpoint(s); several URLs spread the load. Overrides the provider's URL."
+    )
+    api_key: str | None = Field(
+        None, description="API key; write `${ENV_VAR}`, never the key itself. Default: the provider's usual env var."
+    )
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(1024, ge=1, description="Longest answer, in tokens.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before one request is abandoned (and retried).")
+    max_retries: int = Field(6, ge=0, description="Retries on 429, 5xx, timeouts and dropped connections.")
+    max_concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
+    requests_per_minute: float | None = Field(None, gt=0, description="Cap on the request rate (none by default).")
+    price_per_million_input: float | None = Field(None, ge=0, description="USD per 1M prompt tokens, for cost reports.")
+    price_per_million_output: float | None = Field(None, ge=0, description="USD per 1M completion tokens.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"model": data} if isinstance(data, str) else data
+
+
+class JudgeConfig(Section):
+    """How samples are scored before they are kept."""
+
+    rubric: str | None = Field(
+        None,
+        description="Rubric text the judge scores against (default: faithfulness, relevance, clarity, usefulness).",
+    )
+    threshold: float = Field(6.0, ge=0, le=10, description="Minimum judge score (0-10) to keep a sample.")
+    grounding: bool = Field(True, description="Ask the judge whether the answer is supported by the source chunk.")
+
+
+class FilterConfig(Section):
+    """Quality heuristics, grounding and deduplication."""
+
+    min_answer_words: int = Field(3, ge=0, description="Answers shorter than this are rejected (`too_short`).")
+    min_question_words: int = Field(3, ge=0, description="Questions shorter than this are rejected (`too_short`).")
+    max_repetition: float = Field(
+        0.3, ge=0, le=1, description="Largest share of repeated word 3-grams an answer may have (`repetitive`)."
+    )
+    max_echo: float = Field(
+        0.9, ge=0, le=1, description="Reject answers whose words are this similar to the question's (`echo`)."
+    )
+    min_grounding: float = Field(
+        0.5, ge=0, le=1, description="Share of the answer's content words that must appear in the source chunk."
+    )
+    near_duplicate_threshold: float = Field(
+        0.85, gt=0, le=1, description="Jaccard similarity (MinHash LSH) above which two questions are duplicates."
+    )
+
+
+class RecordsConfig(Section):
+    """Record distillation: a prompt template over the rows of a JSONL file of structured records."""
+
+    path: str = Field(..., description="JSONL file of records (relative to the pipeline YAML's folder).")
+    templates: list[str] = Field(
+        ..., min_length=1,
+        description="Jinja prompt templates (one per prompt style) rendered with each row's fields, e.g. "
+                    "`Describe {{ name }} in {{ city }} for a tourist.`",
+    )
+    system_prompt: str | None = Field(None, description="System message given to the teacher and kept in the sample.")
+    id_field: str | None = Field(None, description="Field that names a record (used as its `doc` for splitting).")
 
 
 class GenerateConfig(Section):
-    """How the teacher LLM turns chunks into instruction samples."""
+    """How the teacher LLM turns chunks (or records) into instruction samples."""
 
-    teacher: str = Field(
-        "extractive",
-        description=(
-            "Teacher model: `provider/model` (e.g. `openai/gpt-4o-mini`), a local model folder or GGUF, "
-            "a built-in name, or `extractive` (no LLM: questions and answers built from the text)."
-        ),
+    teacher: TeacherConfig = Field(
+        default_factory=lambda: TeacherConfig(model="extractive"),
+        description="Teacher model (`teacher: NAME` is shorthand). `extractive` builds Q&A from the text itself.",
     )
-    judge_llm: str | None = Field(None, description="Judge model that scores each sample; same forms as `teacher`.")
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint URL for the teacher.")
-    api_key: str | None = Field(
-        None, description="API key for the endpoint; write `${ENV_VAR}` (never the key itself)."
+    judge_llm: TeacherConfig | None = Field(None, description="Judge model that scores every sample (same forms).")
+    task_type: dict[TaskType, float] = Field(
+        default_factory=lambda: {"question_answering": 1.0},
+        description="Kinds of samples: a list, or a mapping of kind to weight (share of the samples).",
     )
-    task_type: list[TaskType] = Field(
-        default_factory=lambda: ["question_answering"], description="Kinds of samples to generate."
+    num_instructions: int = Field(200, ge=1, description="Target number of samples after filtering and balancing.")
+    samples_per_chunk: int = Field(3, ge=1, description="Samples asked from the teacher per chunk and kind.")
+    prompts_dir: str | None = Field(
+        None, description="Folder with your own prompt templates (same file names as the built-in ones)."
     )
-    num_instructions: int = Field(200, ge=1, description="Target number of samples after filtering.")
-    max_concurrency: int = Field(8, ge=1, description="Teacher requests in flight at once.")
-    judge_threshold: float = Field(6.0, description="Minimum judge score (0-10) a sample needs to be kept.")
+    system_prompt: str | None = Field(
+        None, description="System message put at the start of every generated conversation."
+    )
+    tools: list[dict[str, Any]] = Field(
+        default_factory=list, description="OpenAI-format tool schemas, for `tool_calling` samples."
+    )
+    records: RecordsConfig | None = Field(None, description="Distil from structured records instead of (or besides) chunks.")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="Judge rubric and threshold.")
+    filters: FilterConfig = Field(default_factory=FilterConfig, description="Quality, grounding and duplicate filters.")
+    max_per_document: int | None = Field(None, ge=1, description="Cap on samples from one source document.")
+    max_per_task: int | None = Field(None, ge=1, description="Cap on samples of one kind.")
     eval_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="Share of source documents held out for evaluation."
+        0.1, ge=0.0, lt=1.0, description="Share of source documents held out for evaluation (never trained on)."
     )
     seed: int = Field(0, description="Seed for sampling, balancing and the train/eval split.")
+
+    @field_validator("task_type", mode="before")
+    @classmethod
+    def _list_or_weights(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {value: 1.0}
+        if isinstance(value, list):
+            return {v: 1.0 for v in value}
+        return value
+
+    @field_validator("task_type")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("name at least one task type")
+        bad = [k for k, w in value.items() if w <= 0]
+        if bad:
+            raise ValueError(f"weights must be > 0 (got {', '.join(bad)})")
+        return value
+
+    @model_validator(mode="after")
+    def _tools_for_tool_calling(self) -> GenerateConfig:
+        if "tool_calling" in self.task_type and not self.tools:
+            raise ValueError("task_type `tool_calling` needs `tools:` (OpenAI-format tool schemas)")
+        return self

@@ -83,9 +83,9 @@ def test_env_interpolation(tmp_path, monkeypatch):
 
 def test_undefined_env_var_is_a_problem(tmp_path, monkeypatch):
     monkeypatch.delenv("MASON_TEST_NOPE", raising=False)
-    found = problems(write(tmp_path, "synthetic_data:\n  api_key: ${MASON_TEST_NOPE}\n"))
+    found = problems(write(tmp_path, "synthetic_data:\n  teacher:\n    model: openai/x\n    api_key: ${MASON_TEST_NOPE}\n"))
     assert len(found) == 1
-    assert ":2: synthetic_data.api_key: environment variable ${MASON_TEST_NOPE} is not set" in found[0]
+    assert ":4: synthetic_data.teacher.api_key: environment variable ${MASON_TEST_NOPE} is not set" in found[0]
 
 
 def test_yaml_syntax_error_and_missing_file(tmp_path):
