@@ -26,10 +26,10 @@ class IngestConfig(Section):
         512, ge=16, le=32768, description="Token budget of one chunk (approximate tokens, see `chunk_overlap`)."
     )
     chunk_overlap: int = Field(
-        64, ge=0, description="Tokens shared by consecutive chunks of the same section; must be < chunk_size."
+        64, ge=0, description="Tokens shared by consecutive chunks of the same section; at most half of chunk_size."
     )
     min_chunk_tokens: int = Field(
-        24, ge=0, description="Chunks smaller than this are merged into a neighbour of the same document."
+        24, ge=0, description="Chunks smaller than this are merged into a neighbour of the same document; at most half of chunk_size."
     )
     pdf_parser: Literal["pypdfium2", "markitdown"] = Field(
         "pypdfium2",
@@ -38,8 +38,10 @@ class IngestConfig(Section):
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> IngestConfig:
-        if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
-            )
+        # larger values make consecutive chunks near-duplicates of each other
+        half = self.chunk_size // 2
+        if self.chunk_overlap > half:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be at most half of chunk_size ({half})")
+        if self.min_chunk_tokens > half:
+            raise ValueError(f"min_chunk_tokens ({self.min_chunk_tokens}) must be at most half of chunk_size ({half})")
         return self

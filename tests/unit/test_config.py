@@ -60,7 +60,7 @@ def test_missing_required_field_points_at_section(tmp_path):
 
 def test_cross_field_validation(tmp_path):
     found = problems(write(tmp_path, "knowledge_source:\n  path: d\n  chunk_size: 100\n  chunk_overlap: 100\n"))
-    assert len(found) == 1 and "chunk_overlap (100) must be smaller than chunk_size (100)" in found[0]
+    assert len(found) == 1 and "chunk_overlap (100) must be at most half of chunk_size (50)" in found[0]
 
 
 def test_nested_list_items_get_paths(tmp_path):

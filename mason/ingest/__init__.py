@@ -1,0 +1,25 @@
+"""The ingest stage: a folder of documents -> documents.jsonl + chunks.jsonl.
+
+Importing this package is cheap: parsers, markitdown and pypdfium2 load only when
+`ingest_documents` is first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mason.ingest.config import IngestConfig
+
+if TYPE_CHECKING:
+    from mason.ingest.stage import ingest_documents
+
+__all__ = ["IngestConfig", "ingest_documents"]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: resolve the heavy entry point on first access, not at import time
+    if name == "ingest_documents":
+        from mason.ingest.stage import ingest_documents
+
+        return ingest_documents
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
