@@ -67,15 +67,20 @@ class Pipeline:
         return self._runner().plan(tasks, force=force)
 
     def run(self, tasks: list[str] | None = None, *, force: bool = False, wait: float = 0.0,
-            show_progress: bool = True) -> RunSummary:
+            show_progress: bool = True, resume_verify: bool = False) -> RunSummary:
         """Run the named tasks (with their upstream tasks) or the whole pipeline.
+
+        Args:
+            resume_verify: when resuming generation, check that finished rows still match
+                their prompts and regenerate those that do not.
 
         Returns:
             RunSummary with the tracker's run id and each task's outcome (done or cached).
         Raises:
             ConfigError, TaskNotAvailableError, LockError, or the failing task's MasonError.
         """
-        return self._runner().run(tasks, force=force, wait=wait, show_progress=show_progress)
+        return self._runner().run(tasks, force=force, wait=wait, show_progress=show_progress,
+                                  options={"resume_verify": resume_verify})
 
 
 def run_ingest(config: IngestConfig | dict[str, Any], out_dir: str | Path, *, base_dir: str | Path = ".",

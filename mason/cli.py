@@ -16,6 +16,7 @@ import typer
 
 from mason import __version__
 from mason.cli_runs import runs_app
+from mason.cli_validate import validate_command
 from mason.core.errors import MasonError, TaskNotAvailableError
 
 app = typer.Typer(
@@ -80,6 +81,8 @@ def run(
     wait: Annotated[float, typer.Option(help="Seconds to wait for another run holding the workspace.")] = 0.0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Draw progress bars.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan or the run summary as JSON on stdout.")] = False,
+    resume_verify: Annotated[bool, typer.Option(
+        "--resume-verify", help="On resume, check finished generation rows still match their prompts.")] = False,
 ) -> None:
     """Run a pipeline, or some of its tasks, in dependency order. Cached tasks are skipped."""
     from mason.api import Pipeline
@@ -92,7 +95,8 @@ def run(
             names = ", ".join(t.name for t in plan if t.state == "unavailable")
             raise TaskNotAvailableError(f"not available in MASON {__version__} yet: {names}")
         return
-    summary = p.run(tasks or None, force=force, wait=wait, show_progress=progress and not as_json)
+    summary = p.run(tasks or None, force=force, wait=wait, show_progress=progress and not as_json,
+                    resume_verify=resume_verify)
     if as_json:
         typer.echo(json.dumps({
             "run_id": summary.run_id,
@@ -150,6 +154,11 @@ def models() -> None:
 
     for name, model in BUILTIN_MODELS.items():
         typer.echo(f"{name}\t{getattr(model, 'description', '')}")
+
+
+app.command("validate", help="Check a dataset file: format errors with line numbers, quality score; --filter.")(
+    handles_errors(validate_command)
+)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ class TaskContext:
         resuming: true when `out_dir` holds partial output of an earlier, interrupted execution.
         log_metric: record a metric (name, value, step) in the tracker.
         show_progress: whether to draw progress bars.
+        options: run options for stages that take them (e.g. `resume_verify`).
     """
 
     task: str
@@ -36,6 +37,7 @@ class TaskContext:
     resuming: bool = False
     log_metric: Callable[[str, float, int | None], None] = lambda name, value, step=None: None
     show_progress: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -161,7 +161,7 @@ class Runner:
 
     # ---- execution ------------------------------------------------------------------------
     def run(self, tasks: list[str] | None = None, *, force: bool = False, wait: float = 0.0,
-            show_progress: bool = True) -> RunSummary:
+            show_progress: bool = True, options: dict[str, Any] | None = None) -> RunSummary:
         """Execute the plan under the workspace lock, recording everything in the tracker.
 
         Raises:
@@ -193,7 +193,7 @@ class Runner:
             outcomes: list[TaskOutcome] = []
             try:
                 for item in plan:
-                    outcomes.append(self._execute(item, tracker, run_id, show_progress))
+                    outcomes.append(self._execute(item, tracker, run_id, show_progress, options or {}))
             except KeyboardInterrupt:
                 tracker.end_run(run_id, "interrupted", "interrupted by the user")
                 raise
@@ -203,7 +203,8 @@ class Runner:
             tracker.end_run(run_id, "success")
         return RunSummary(run_id, "success", outcomes)
 
-    def _execute(self, item: PlannedTask, tracker: Any, run_id: str, show_progress: bool) -> TaskOutcome:
+    def _execute(self, item: PlannedTask, tracker: Any, run_id: str, show_progress: bool,
+                 options: dict[str, Any]) -> TaskOutcome:
         name, key = item.name, item.key
         exec_id = tracker.start_task(run_id, name, key, str(item.out_dir))
         if item.state == "cached":
@@ -233,6 +234,7 @@ class Runner:
             resuming=resuming,
             log_metric=lambda n, v, step=None: tracker.log_metric(run_id, name, n, v, step),
             show_progress=show_progress,
+            options=options,
         )
         try:
             result = item.spec.load().run(ctx)

@@ -47,7 +47,7 @@ TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
         TaskSpec("ingest", "knowledge_source", module="mason.ingest.stage"),
-        TaskSpec("generate", "synthetic_data", deps=("ingest",)),
+        TaskSpec("generate", "synthetic_data", deps=("ingest",), module="mason.generate.stage"),
         TaskSpec("curate", "curation", deps=("generate",)),
         TaskSpec("training", "training", deps=("generate", "curate"), uses=("base_model",)),
         TaskSpec("evaluation", "evaluation", deps=("training", "generate"), uses=("base_model",)),

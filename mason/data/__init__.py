@@ -1,0 +1,18 @@
+"""Datasets at the edges: read and write JSONL/JSON files in common formats, and validate them.
+
+Importing this package is cheap (stdlib only); `mason.data.validate` loads the quality
+heuristics only when a dataset is validated.
+"""
+
+from __future__ import annotations
+
+from mason.data.formats import (
+    FORMATS,
+    detect_format,
+    from_contract,
+    load_dataset,
+    to_contract,
+    write_dataset,
+)
+
+__all__ = ["FORMATS", "detect_format", "from_contract", "load_dataset", "to_contract", "write_dataset"]

