@@ -350,6 +350,23 @@ def parse_judgement(text: str) -> JudgeResult:
 # ---------------------------------------------------------------------------- judging
 
 
+def verdict_schema(cfg: JudgeConfig) -> dict[str, Any]:
+    """JSON schema of the verdict, so backends that constrain decoding produce a parsable one."""
+    criteria = list(DEFAULT_CRITERIA) if not cfg.rubric else []
+    score = {"type": "number", "minimum": 0, "maximum": 10}
+    scores: dict[str, Any] = {"type": "object"}
+    if criteria:
+        scores.update(properties={c: score for c in criteria}, required=criteria)
+    else:
+        scores["additionalProperties"] = score
+    props: dict[str, Any] = {"scores": scores, "overall": score, "reason": {"type": "string"}}
+    required = ["scores", "overall", "reason"]
+    if cfg.grounding:
+        props["grounded"] = {"type": "boolean"}
+        required.insert(2, "grounded")
+    return {"type": "object", "properties": props, "required": required}
+
+
 async def judge_sample(client: Any, sample: dict[str, Any], source_text: str, cfg: JudgeConfig, *,
                        prompts_dir: str | Path | None = None, max_tokens: int = 512,
                        max_source_chars: int = MAX_SOURCE_CHARS) -> JudgeResult:
@@ -380,7 +397,8 @@ async def judge_sample(client: Any, sample: dict[str, Any], source_text: str, cf
     conversation = list(messages)
     text, error = "", ""
     for attempt in (1, 2):
-        request = ChatRequest.of(conversation, temperature=0.0, max_tokens=max_tokens, json_mode=True)
+        request = ChatRequest.of(conversation, temperature=0.0, max_tokens=max_tokens, json_mode=True,
+                                 json_schema=verdict_schema(cfg))
         try:
             text = (await client.complete(request)).text or ""
         except RetryableTeacherError as e:

@@ -240,8 +240,16 @@ async def _refine_and_write(ctx: TaskContext, cfg: GenerateConfig, units: list[U
     if cfg.records is not None:
         weights[DISTILLATION] = sum(cfg.task_type.values()) / len(cfg.task_type)
     kept = select_and_split(kept, cfg, out, weights)
+    if not raw:
+        raise MasonError(
+            f"the teacher produced no usable sample: all {counts['units_unusable']} answered units were unusable "
+            f"(see the `note` of each row in {ctx.out_dir / RAW})",
+            hint="use a stronger teacher, or check its answers with `mason chat`; small models often cannot "
+                 "follow the JSON format",
+        )
     if not kept:
-        raise MasonError(f"every generated sample was rejected ({len(raw)} generated): see rejected.jsonl",
+        atomic_write_text(ctx.out_dir / REJECTED, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in out.rejected))
+        raise MasonError(f"every generated sample was rejected ({len(raw)} generated): see {ctx.out_dir / REJECTED}",
                          hint=f"rejections: {rejection_counts(out.rejected)}")
     atomic_write_text(ctx.out_dir / SAMPLES, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in kept))
     atomic_write_text(ctx.out_dir / REJECTED, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in out.rejected))

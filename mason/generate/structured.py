@@ -207,8 +207,9 @@ async def ask_json(
     conversation = list(messages)
     hashes: list[str] = []
     error = ""
+    schema = model_cls.model_json_schema()
     for _ in range(retries + 1):
-        request = ChatRequest.of(conversation, json_mode=True, **params)
+        request = ChatRequest.of(conversation, json_mode=True, json_schema=schema, **params)
         hashes.append(request.cache_key(model))
         completion: Completion = await client.complete(request)
         text = completion.text or ""

@@ -160,3 +160,34 @@ def test_in_process_generation_stops_when_cancelled(tmp_path):
     out, seconds = asyncio.run(cancel_then_ask())
     assert "paris" in out.text.lower()
     assert seconds < 20, seconds  # 2000 tokens at ~37 tokens/s would hold the lock ~50 s
+
+
+def test_generate_task_with_llamacpp_server_as_teacher_and_judge(llama_server, tmp_path):
+    """The whole `generate` task against the real server: schema-constrained answers make even
+    SmolLM2-135M produce well-formed QA pairs and verdicts; the judge scores every kept sample."""
+    from mason.api import Pipeline
+    from mason.core.io import read_jsonl
+    from mason.ingest.samples import write_markdown
+
+    write_markdown(tmp_path / "docs" / "buoy.md", "AquaSense S3 field guide", [
+        ("Battery", ["A fully charged AquaSense S3 runs for 21 days without solar charging at the default "
+                     "15 minute interval. The battery is rated for 4,000 full cycles."]),
+    ])
+    teacher = {"model": "llamacpp/smollm2", "base_url": llama_server, "temperature": 0.0, "max_tokens": 256,
+               "max_concurrency": 1, "timeout": 300}
+    pipeline = Pipeline.from_dict({
+        "workspace": str(tmp_path / "ws"),
+        "knowledge_source": {"path": str(tmp_path / "docs"), "chunk_size": 200},
+        "synthetic_data": {"teacher": teacher, "judge_llm": {**teacher, "max_tokens": 160},
+                           "judge": {"threshold": 0, "grounding": False},
+                           "filters": {"min_grounding": 0.0, "min_answer_words": 1, "min_question_words": 1},
+                           "num_instructions": 2, "samples_per_chunk": 2, "eval_fraction": 0.0},
+    }, base_dir=tmp_path)
+    summary = pipeline.run(show_progress=False)
+    out = summary.outcome("generate").out_dir
+    samples = read_jsonl(out / "samples.jsonl")
+    assert samples, "the real teacher produced no sample"
+    for s in samples:
+        assert s["messages"][-1]["role"] == "assistant" and s["messages"][-1]["content"].strip()
+        assert isinstance(s["meta"]["scores"]["judge"], float)  # a parsed verdict from the real judge
+        assert s["meta"]["teacher"].startswith("llamacpp/smollm2")

@@ -40,6 +40,9 @@ class ChatRequest:
         messages: OpenAI-format messages.
         temperature, max_tokens, top_p, seed, stop: decoding parameters.
         json_mode: ask the backend for a JSON object (`response_format`) where it supports it.
+        json_schema: the JSON schema the answer must follow; backends that can constrain decoding
+            to it (OpenAI structured outputs, llama.cpp grammars, vLLM) do, which lets even small
+            local teachers answer in the right shape.
         tools: OpenAI-format tool schemas offered to the model, if any.
     """
 
@@ -50,6 +53,7 @@ class ChatRequest:
     seed: int | None = None
     stop: tuple[str, ...] | None = None
     json_mode: bool = False
+    json_schema: dict[str, Any] | None = field(default=None, hash=False)
     tools: tuple[dict[str, Any], ...] | None = None
 
     @classmethod
@@ -69,6 +73,8 @@ class ChatRequest:
                 out[name] = list(value) if isinstance(value, tuple) else value
         if self.json_mode:
             out["json_mode"] = True
+        if self.json_schema is not None:
+            out["json_schema"] = self.json_schema
         return out
 
     def cache_key(self, model: str) -> str:

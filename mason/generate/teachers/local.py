@@ -194,7 +194,10 @@ class LlamaCppTeacher(_LockedWorker):
             params["stop"] = list(request.stop)
         if request.tools:
             params["tools"] = list(request.tools)
-        if request.json_mode:
+        if request.json_schema is not None:
+            # the schema becomes a grammar: the answer has the right shape by construction
+            params["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        elif request.json_mode:
             params["response_format"] = {"type": "json_object"}  # grammar-constrained JSON
         try:
             out = llm.create_chat_completion(**params)

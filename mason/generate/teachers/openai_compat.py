@@ -165,7 +165,13 @@ class OpenAICompatTeacher:
             params["stop"] = list(request.stop)
         if request.tools:
             params["tools"] = list(request.tools)
-        if request.json_mode:
+        if request.json_schema is not None and self.endpoint.provider == "llamacpp":
+            # llama.cpp's servers take the schema inside json_object and compile it to a grammar
+            params["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        elif request.json_schema is not None:
+            params["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "answer", "schema": request.json_schema}}
+        elif request.json_mode:
             params["response_format"] = {"type": "json_object"}
         return params
 
