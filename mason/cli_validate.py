@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mason.data.formats import FORMATS, DatasetFileError
+from mason.data.files import DatasetFileError
+from mason.data.formats import FORMATS
 
 if TYPE_CHECKING:  # rich and the validator are imported inside the command: `mason --help` stays fast
     from rich.console import Console
@@ -76,7 +77,7 @@ def validate_command(
     {input, output} and prompt/chosen/rejected rows. Exit 0 when the share of clean rows is at
     least --min-quality, 1 when it is below, 2 when the file cannot be read.
     """
-    from mason.data.formats import check_readable, write_dataset
+    from mason.data.files import check_readable, write_dataset
     from mason.data.validate import validate_dataset
 
     if output is not None and not filter:

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mason.core.errors import InputError
+from mason.data.files import iter_rows
 from mason.data.formats import (
     content_text,
     detect_format,
     is_preference,
-    iter_rows,
     normalize_format,
     to_contract,
 )

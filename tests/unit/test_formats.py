@@ -9,16 +9,8 @@ from pathlib import Path
 import pytest
 
 from mason.core.errors import InputError
-from mason.data.formats import (
-    FORMATS,
-    DatasetFileError,
-    detect_format,
-    from_contract,
-    load_dataset,
-    sample_id,
-    to_contract,
-    write_dataset,
-)
+from mason.data.files import DatasetFileError, load_dataset, write_dataset
+from mason.data.formats import FORMATS, detect_format, from_contract, sample_id, to_contract
 
 Q, A = "What colour is the AquaSense S3 buoy?", "The AquaSense S3 buoy is painted bright yellow."
 QA_MESSAGES = [{"role": "user", "content": Q}, {"role": "assistant", "content": A}]

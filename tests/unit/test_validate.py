@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from mason.cli import handles_errors
 from mason.cli_validate import validate_command
-from mason.data.formats import DatasetFileError, load_dataset, to_contract
+from mason.data.files import DatasetFileError, load_dataset
+from mason.data.formats import to_contract
 from mason.data.validate import FORMAT_ERRORS, check_sample, validate_dataset
 
 # registered the way the lead registers it in mason/cli.py
