@@ -9,13 +9,13 @@ answer; `meta.source.doc` is the record's id (so train/eval splits never share a
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
 from mason.core.errors import InputError, MasonError
 from mason.core.hashing import stable_hash
+from mason.core.io import iter_jsonl
 from mason.generate.config import RecordsConfig
 from mason.generate.prompts import PromptError, render_string
 from mason.generate.tasks.base import GenContext, make_sample, request_params
@@ -40,20 +40,7 @@ def load_records(cfg: RecordsConfig, base_dir: Path | str) -> list[tuple[int, di
     if not path.is_file():
         raise InputError(f"records file {path} does not exist",
                          hint="fix `synthetic_data.records.path` (relative to the pipeline YAML's folder)")
-    rows: list[tuple[int, dict[str, Any]]] = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{line_no}: invalid JSON: {e.msg} (column {e.colno})",
-                                 hint="each line must hold one JSON object") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}",
-                                 hint="each line must hold one JSON object, e.g. {\"name\": \"...\"}")
-            rows.append((line_no, row))
+    rows = list(iter_jsonl(path))
     if not rows:
         raise InputError(f"records file {path} holds no records")
     return rows

@@ -63,7 +63,7 @@ def test_load_records_numbers_lines_and_skips_blank_ones(tmp_path: Path):
 def test_bad_json_line_names_file_and_line(tmp_path: Path):
     path = write_records(tmp_path, [json.dumps(ROWS[0]), json.dumps(ROWS[1]), '{"sku": "CC-300", "name": }'])
     cfg = GenerateConfig(records={"path": "data/records.jsonl", "templates": TEMPLATES}).records
-    with pytest.raises(InputError, match=f"{path}:3: invalid JSON"):
+    with pytest.raises(InputError, match=f"{path}:3: not valid JSON"):
         load_records(cfg, tmp_path)
 
 

@@ -77,6 +77,20 @@ class ChatRequest:
             out["json_schema"] = self.json_schema
         return out
 
+    def sampling_params(self) -> dict[str, Any]:
+        """The OpenAI-style decoding parameters both API and in-process backends pass on
+        (messages, temperature, top_p, seed, stop, tools); backends add max tokens and format."""
+        out: dict[str, Any] = {"messages": list(self.messages), "temperature": self.temperature}
+        if self.top_p is not None:
+            out["top_p"] = self.top_p
+        if self.seed is not None:
+            out["seed"] = self.seed
+        if self.stop:
+            out["stop"] = list(self.stop)
+        if self.tools:
+            out["tools"] = list(self.tools)
+        return out
+
     def cache_key(self, model: str) -> str:
         """Hash of model + messages + parameters: equal requests share one cached answer."""
         return stable_hash({"model": model, **self.payload()}, length=40)

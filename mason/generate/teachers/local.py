@@ -180,20 +180,8 @@ class LlamaCppTeacher(_LockedWorker):
                 scores[eos] = 0.0
             return scores
 
-        params: dict[str, Any] = {
-            "messages": list(request.messages),
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-            "logits_processor": [stop_when_cancelled],
-        }
-        if request.top_p is not None:
-            params["top_p"] = request.top_p
-        if request.seed is not None:
-            params["seed"] = request.seed
-        if request.stop:
-            params["stop"] = list(request.stop)
-        if request.tools:
-            params["tools"] = list(request.tools)
+        params: dict[str, Any] = {**request.sampling_params(), "max_tokens": request.max_tokens,
+                                  "logits_processor": [stop_when_cancelled]}
         if request.json_schema is not None:
             # the schema becomes a grammar: the answer has the right shape by construction
             params["response_format"] = {"type": "json_object", "schema": request.json_schema}

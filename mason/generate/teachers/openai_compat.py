@@ -151,20 +151,8 @@ class OpenAICompatTeacher:
     # -- requests -------------------------------------------------------------------------
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": self.endpoint.model,
-            "messages": list(request.messages),
-            "temperature": request.temperature,
-            self._max_tokens_key: request.max_tokens,
-        }
-        if request.top_p is not None:
-            params["top_p"] = request.top_p
-        if request.seed is not None:
-            params["seed"] = request.seed
-        if request.stop:
-            params["stop"] = list(request.stop)
-        if request.tools:
-            params["tools"] = list(request.tools)
+        params: dict[str, Any] = {"model": self.endpoint.model, **request.sampling_params(),
+                                  self._max_tokens_key: request.max_tokens}
         if request.json_schema is not None and self.endpoint.provider == "llamacpp":
             # llama.cpp's servers take the schema inside json_object and compile it to a grammar
             params["response_format"] = {"type": "json_object", "schema": request.json_schema}
