@@ -48,13 +48,6 @@ def fingerprint(cfg: GenerateConfig, base_dir: Path) -> dict[str, Any]:
     return out
 
 
-class _Sources:
-    """Source texts of the samples, by chunk id (chunks) or record name (records)."""
-
-    def __init__(self) -> None:
-        self.texts: dict[str, str] = {}
-
-
 def _load_chunks(ctx: TaskContext) -> list[dict[str, Any]]:
     folder = ctx.inputs.get("ingest")
     if folder is None:
@@ -158,14 +151,9 @@ async def _generate(todo: list[Unit], gen_ctx: Any, teacher: str, writer: JsonlW
 def _collect(units: list[Unit], raw_path: Path) -> list[dict[str, Any]]:
     """All raw samples in plan order (not completion order), so output is deterministic."""
     order = {u.id: u.order for u in units}
-    rows = sorted((r for _, r in iter_jsonl(raw_path) if r.get("unit") in order), key=lambda r: order[r["unit"]])
-    seen: set[str] = set()
-    samples = []
-    for row in rows:
-        if row["unit"] in seen:  # a unit finished twice (resume-verify re-ran it): keep the last
-            continue
-        seen.add(row["unit"])
-    last = {r["unit"]: r for r in rows}
+    # a unit can have two rows (--resume-verify regenerated it): the later row wins
+    last = {r["unit"]: r for _, r in iter_jsonl(raw_path) if r.get("unit") in order}
+    samples: list[dict[str, Any]] = []
     for uid in sorted(last, key=order.__getitem__):
         samples += last[uid]["samples"]
     return samples

@@ -104,7 +104,9 @@ def test_llm_teacher_and_judge_over_http(tmp_path, monkeypatch):
     with ScriptedServer(responder=responder, latency=0.01) as server:
         pipeline = write_project(tmp_path, server.base_url)
         env = {"TEST_TEACHER_KEY": SECRET}
-        out = json.loads(mason("run", str(pipeline), "--json", "--no-progress", check=True, env=env).stdout)
+        proc = mason("run", str(pipeline), "--json", "--no-progress", check=True, env=env)
+        assert SECRET not in proc.stdout + proc.stderr
+        out = json.loads(proc.stdout)
         sent = server.request_count
         gen = Path(out["tasks"][1]["artifacts"])
         samples = read_jsonl(gen / "samples.jsonl")
@@ -176,3 +178,24 @@ def test_kill_9_mid_generation_then_resume(tmp_path):
         assert server.request_count == n, "the cache should have answered everything"
         fresh_samples = read_jsonl(next((fresh / "ws" / "artifacts").glob("generate/*/samples.jsonl")))
         assert [s["id"] for s in fresh_samples] == [s["id"] for s in samples]
+
+
+def test_resume_verify_regenerates_rows_that_no_longer_match_their_prompts(tmp_path):
+    mason("init", str(tmp_path / "demo"), check=True)
+    pipeline = tmp_path / "demo" / "pipeline.yaml"
+    out = json.loads(mason("run", str(pipeline), "--json", "--no-progress", check=True).stdout)
+    folder = Path(out["tasks"][1]["artifacts"])
+    reference = (folder / "samples.jsonl").read_bytes()
+    # an interrupted run whose first finished row was made from another prompt
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    rows = read_jsonl(folder / "raw.jsonl")
+    rows[0]["fingerprint"] = "stale"
+    rows[0]["samples"] = [{**rows[0]["samples"][0], "id": "tampered"}] if rows[0]["samples"] else []
+    (folder / "raw.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    proc = mason("run", str(pipeline), "generate", "--resume-verify", "--json", "--no-progress", check=True)
+    assert "1 finished unit(s) no longer match their prompts" in proc.stderr
+    counts = json.loads(proc.stdout)["tasks"][1]["counts"]
+    assert counts["mismatched"] == 1 and counts["units_resumed"] == counts["units"] - 1
+    assert (folder / "samples.jsonl").read_bytes() == reference
