@@ -40,7 +40,8 @@ def test_init_run_cached_and_changed_document(demo):
     assert {Path(d).suffix for d in docs} >= {".pdf", ".docx", ".md", ".html"}
 
     first = run_json(pipeline)
-    (ingest,) = first["tasks"]
+    assert [t["task"] for t in first["tasks"]] == ["ingest", "generate"]
+    ingest = first["tasks"][0]
     assert ingest["status"] == "done"
     out = Path(ingest["artifacts"])
     manifest = json.loads((out / "manifest.json").read_text())
@@ -83,11 +84,11 @@ def test_force_reruns(demo):
 def test_dry_run_writes_nothing(demo):
     proc = mason("run", str(demo / "pipeline.yaml"), "--dry-run", "--json", check=True)
     plan = json.loads(proc.stdout)
-    assert [(t["task"], t["state"]) for t in plan] == [("ingest", "run")]
+    assert [(t["task"], t["state"]) for t in plan] == [("ingest", "run"), ("generate", "run")]
     assert not (demo / ".mason").exists()
     run_json(demo / "pipeline.yaml")
     plan = json.loads(mason("run", str(demo / "pipeline.yaml"), "--dry-run", "--json", check=True).stdout)
-    assert plan[0]["state"] == "cached"
+    assert [t["state"] for t in plan] == ["cached", "cached"]
 
 
 def test_bad_config_exits_2_and_writes_nothing(tmp_path):
