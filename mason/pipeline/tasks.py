@@ -49,7 +49,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("ingest", "knowledge_source", module="mason.ingest.stage"),
         TaskSpec("generate", "synthetic_data", deps=("ingest",), module="mason.generate.stage"),
         TaskSpec("curate", "curation", deps=("generate",)),
-        TaskSpec("training", "training", deps=("generate", "curate"), uses=("base_model",)),
+        TaskSpec("training", "training", deps=("generate", "curate"), module="mason.train.stage", uses=("base_model",)),
         TaskSpec("evaluation", "evaluation", deps=("training", "generate"), uses=("base_model",)),
         TaskSpec("export", "export", deps=("training", "evaluation"), uses=("base_model",)),
     )

@@ -1,5 +1,9 @@
-"""Fine-tuning (SFT, DPO; LoRA, QLoRA, full). Config only in this version."""
+"""Fine-tuning (SFT, DPO; LoRA, QLoRA, full; multi-stage curricula; resumable).
 
-from mason.train.config import TrainingConfig
+The `training` task is `mason.train.stage.run(ctx)`; its config is `TrainingConfig`. Importing
+this package does not import torch, transformers, peft or trl.
+"""
 
-__all__ = ["TrainingConfig"]
+from mason.train.config import DataFilter, StageConfig, TrainingConfig
+
+__all__ = ["DataFilter", "StageConfig", "TrainingConfig"]

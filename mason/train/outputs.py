@@ -1,0 +1,98 @@
+"""What a finished stage leaves behind: the adapter (or full model), the merged model, the test
+prompts' answers. Folders are written beside their final name and renamed into place, so a kill
+never leaves a half-written `adapter/` that looks complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mason.core.io import atomic_write_text
+
+
+def write_folder(final: Path, fill: Callable[[Path], Any]) -> Path:
+    """Build a folder with `fill(tmp)` beside `final`, then rename it into place (replacing it).
+
+    Returns:
+        `final`.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{secrets.token_hex(4)}"
+    try:
+        fill(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def copy_folder(src: Path, final: Path) -> Path:
+    """Copy `src` to `final` atomically (see `write_folder`)."""
+    return write_folder(final, lambda tmp: shutil.copytree(src, tmp))
+
+
+def save_weights(model: Any, tokenizer: Any, folder: Path) -> Path:
+    """Save the trained weights with the tokenizer: the PEFT adapter for LoRA, the model for full."""
+    def fill(tmp: Path) -> None:
+        if hasattr(model, "peft_config"):
+            # DPO adds a frozen "ref" adapter (the reference policy): it is not part of the result
+            model.save_pretrained(tmp, selected_adapters=["default"])
+        else:
+            model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return write_folder(folder, fill)
+
+
+def save_merged(model: Any, tokenizer: Any, folder: Path) -> Path:
+    """Save the base model with the LoRA adapter folded in (a plain HF model folder).
+
+    The merge runs on a copy: the in-memory PeftModel stays usable.
+    """
+    import copy
+
+    def fill(tmp: Path) -> None:
+        merged = copy.deepcopy(model)
+        if hasattr(merged, "merge_and_unload"):
+            if "ref" in merged.peft_config:
+                merged.delete_adapter("ref")
+            merged = merged.merge_and_unload()
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return write_folder(folder, fill)
+
+
+def answer_prompts(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int) -> list[dict[str, str]]:
+    """Greedy answers of the model to each prompt, rendered with the chat template.
+
+    Returns:
+        [{"prompt", "answer"}] in order.
+    """
+    import torch
+
+    model.eval()
+    out = []
+    device = next(model.parameters()).device
+    for prompt in prompts:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+        enc = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(device)
+        with torch.no_grad():
+            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        answer = tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out.append({"prompt": prompt, "answer": answer.strip()})
+    return out
+
+
+def write_answers(path: Path, answers: list[dict[str, str]]) -> None:
+    """The test prompts' answers as JSONL (atomically)."""
+    atomic_write_text(path, "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in answers))

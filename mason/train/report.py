@@ -1,0 +1,513 @@
+"""The training report: what a run's metrics say, as JSON, Markdown and a self-contained HTML page.
+
+Input: the trainer's metrics history (one `{"step", "name", "value", "time"}` dict per logged value, from
+`metrics.jsonl`) and a `summary` dict (run name, model, method, counts, timings). `build_report` gives the
+JSON report, `verdicts` the numeric checks (loss reduction, best eval loss, gradient health, step-time
+drift), `render_charts` the PNG charts and `write_report` all the files, atomically. matplotlib and jinja2
+are imported only inside the functions that draw and render: importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mason.core.errors import InputError, MasonError
+from mason.core.io import atomic_write_json, atomic_write_text, iter_jsonl
+
+# the order metrics appear in tables; other names (DPO rewards...) are listed after them
+METRICS = ("loss", "eval_loss", "eval_perplexity", "learning_rate", "grad_norm", "tokens_per_second", "step_time",
+           "epoch")
+LABELS = {"loss": "train loss", "eval_loss": "eval loss", "eval_perplexity": "eval perplexity",
+          "learning_rate": "learning rate", "grad_norm": "grad norm", "tokens_per_second": "tokens / s",
+          "step_time": "step time (s)", "epoch": "epoch"}
+LEVELS = ("ok", "warn", "fail")
+
+# thresholds of the verdicts (kept together so the report and the tests agree on them)
+MIN_LOSS_REDUCTION = 0.05  # less than 5 % first->last is a run that barely learned
+OVERFIT_RISE = 0.10  # eval loss ending >= 10 % above its best
+SPIKE_FACTOR = 10.0  # grad norm above 10x its median
+VANISHING_GRAD = 1e-6
+DRIFT_SLOWER = 0.25  # last-quarter median step time > 25 % above the first quarter's
+
+REPORT_FILES = {"json": "train_report.json", "markdown": "train_report.md", "html": "train_report.html"}
+CHARTS_DIR = "charts"
+CHART_TITLES = {"loss": "Training and eval loss", "learning_rate": "Learning rate", "grad_norm": "Gradient norm",
+                "step_time": "Step time"}
+# how to read each chart, under it in the report
+CHART_CAPTIONS = {
+    "loss": "Train loss at each logged step (light) and its moving average (dark); eval loss as dots, when "
+            "logged, with a star on the best.",
+    "learning_rate": "Learning rate at each step (the warm-up and decay schedule).",
+    "grad_norm": f"Gradient norm at each step; dashed line: the spike threshold ({SPIKE_FACTOR:g}× the median), "
+                 "drawn when crossed; ×: steps where it was NaN/inf.",
+    "step_time": "Seconds per optimizer step; lines: medians of the first and last quarter (the drift check).",
+}
+DPI = 110
+SMOOTH_MIN_POINTS = 30  # fewer points than this are drawn as they are, without a moving average
+
+Series = list[tuple[int, float]]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check of the run: `level` is ok, warn or fail; `text` says what was measured."""
+
+    level: Literal["ok", "warn", "fail"]
+    text: str
+    check: str = ""
+
+
+class ChartsUnavailable(MasonError):
+    """Charts need matplotlib, which is not installed."""
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _checked_entry(obj: Any, where: str) -> dict:
+    """One history entry with typed fields; `value` null (a trainer that cannot write NaN) is NaN."""
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected an object, got {type(obj).__name__}")
+    step, name, value = obj.get("step"), obj.get("name"), obj.get("value")
+    integral = isinstance(step, int) or (isinstance(step, float) and step.is_integer())
+    if isinstance(step, bool) or not integral:
+        raise InputError(f"{where}: 'step' must be an integer, got {step!r}", hint=_ENTRY_HINT)
+    if not isinstance(name, str) or not name:
+        raise InputError(f"{where}: 'name' must be a metric name, got {name!r}", hint=_ENTRY_HINT)
+    if value is None:
+        value = math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}: 'value' must be a number, got {value!r}", hint=_ENTRY_HINT)
+    entry = {"step": int(step), "name": _ALIASES.get(name, name), "value": float(value)}
+    if isinstance(obj.get("time"), int | float):
+        entry["time"] = float(obj["time"])
+    return entry
+
+
+_ENTRY_HINT = 'each entry is {"step": int, "name": str, "value": float, "time": float}'
+_ALIASES = {"tokens_per_s": "tokens_per_second"}
+_ROW_FIELDS = ("stage", "step", "time")  # the fields of a wide row that are not metrics
+
+
+def _entries(obj: Any, where: str) -> list[dict]:
+    """The entries of one history row: a `{"step", "name", "value", "time"}` entry as it is, or a wide row
+    (`{"stage", "step", "time", "loss": 1.2, "grad_norm": 0.8, ...}`, one line per log call) split into
+    one entry per numeric field."""
+    if not isinstance(obj, dict) or "name" in obj or "value" in obj:
+        return [_checked_entry(obj, where)]
+    return [_checked_entry({"step": obj.get("step"), "name": k, "value": v, "time": obj.get("time")}, where)
+            for k, v in obj.items()
+            if k not in _ROW_FIELDS and (v is None or (isinstance(v, int | float) and not isinstance(v, bool)))]
+
+
+def read_history(path: str | Path, *, stage: str | None = None) -> list[dict]:
+    """The metrics history of a `metrics.jsonl` file, as `{"step", "name", "value", "time"}` entries.
+
+    Lines are entries or wide rows (see `_entries`); with `stage`, rows of other stages are left out.
+
+    Raises:
+        InputError: the file is missing, or a line is not a valid entry (file and line are named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no metrics file at {path}", hint="the trainer writes metrics.jsonl in its output folder")
+    return [entry for lineno, obj in iter_jsonl(path) if stage is None or obj.get("stage") in (None, stage)
+            for entry in _entries(obj, f"{path}:{lineno}")]
+
+
+def series(history: list[dict]) -> dict[str, Series]:
+    """Per-metric `(step, value)` lists sorted by step; a step logged twice keeps its last value.
+
+    Raises:
+        InputError: a row lacks a valid step, name or value (its index is named).
+    """
+    by_name: dict[str, dict[int, float]] = {}
+    for i, obj in enumerate(history):
+        for entry in _entries(obj, f"history[{i}]"):
+            # note: a resumed run can log a step again; the later value is the one that counts
+            by_name.setdefault(entry["name"], {})[entry["step"]] = entry["value"]
+    return {name: sorted(points.items()) for name, points in by_name.items()}
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _finite(points: Series) -> Series:
+    return [(s, v) for s, v in points if math.isfinite(v)]
+
+
+def _perplexity(loss: float) -> float:
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
+
+
+def _pct(new: float, old: float) -> float:
+    """Relative change new vs old in percent (sign follows new - old)."""
+    return (new - old) / abs(old) * 100.0 if old else math.inf if new > old else 0.0
+
+
+def _num(v: float | None) -> str:
+    """A value for people: counts with thousands separators, else 4 significant digits (scientific if tiny)."""
+    if v is None:
+        return "–"
+    if not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if float(v).is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    if abs(v) < 1e-3 or abs(v) >= 1e6:
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
+def _stats(points: Series) -> dict[str, Any]:
+    """first/last/min/max (with steps) over the finite values, and how many were NaN/inf."""
+    good = _finite(points)
+    out: dict[str, Any] = {"count": len(points), "non_finite": len(points) - len(good)}
+    if good:
+        lo, hi = min(good, key=lambda p: p[1]), max(good, key=lambda p: p[1])
+        out.update(first=good[0][1], first_step=good[0][0], last=good[-1][1], last_step=good[-1][0],
+                   min=lo[1], min_step=lo[0], max=hi[1], max_step=hi[0], median=statistics.median(v for _, v in good))
+    return out
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def _loss_verdict(points: Series) -> Verdict:
+    def v(level: str, text: str) -> Verdict:
+        return Verdict(level, text, "loss_reduction")
+
+    bad = [s for s, x in points if not math.isfinite(x)]
+    if bad:
+        return v("fail", f"Training loss became NaN/inf at {len(bad)} step(s), first at step {bad[0]}: "
+                         "lower the learning rate or check the data for empty samples.")
+    if len(points) < 2:
+        return v("warn", f"{len(points)} training-loss value(s) logged: the loss reduction cannot be measured "
+                         "(log more often or train longer).")
+    # mean of a tenth of the run at each end (1 to 50 values): batch noise must not decide the verdict
+    w = max(1, min(50, len(points) // 10))
+    first, last = statistics.fmean(x for _, x in points[:w]), statistics.fmean(x for _, x in points[-w:])
+    change = _pct(last, first)
+    how = f"{_num(first)} → {_num(last)}" + (f", mean of the first/last {w} values" if w > 1 else "")
+    if change > 0:
+        return v("warn", f"Training loss rose {change:.1f}% ({how}): the model did not learn; "
+                         "lower the learning rate or check the data.")
+    if -change < MIN_LOSS_REDUCTION * 100:
+        return v("warn", f"Training loss fell only {-change:.1f}% ({how}), under {MIN_LOSS_REDUCTION:.0%}: "
+                         "raise the learning rate or train longer.")
+    return v("ok", f"Training loss fell {-change:.1f}% ({how}).")
+
+
+def _eval_verdict(points: Series) -> Verdict | None:
+    if not points:
+        return None
+    bad = [s for s, x in points if not math.isfinite(x)]
+    if bad:
+        return Verdict("fail", f"Eval loss was NaN/inf at {len(bad)} evaluation(s), first at step {bad[0]}.",
+                       "best_eval")
+    best_step, best = min(points, key=lambda p: p[1])
+    last_step, last = points[-1]
+    rise = _pct(last, best)
+    text = f"Best eval loss {_num(best)} at step {best_step} (perplexity {_num(_perplexity(best))})"
+    if rise >= OVERFIT_RISE * 100:
+        return Verdict("warn", f"{text}, but it ended {rise:.1f}% higher ({_num(last)} at step {last_step}): "
+                               f"the model is overfitting; stop early at step {best_step} (keep that checkpoint, "
+                               "or train fewer epochs).", "best_eval")
+    if last_step != best_step:
+        text += f"; final {_num(last)} at step {last_step} ({rise:+.1f}%)"
+    return Verdict("ok", text + ".", "best_eval")
+
+
+def _grad_verdicts(points: Series) -> list[Verdict]:
+    found: list[Verdict] = []
+
+    def add(level: str, text: str) -> None:
+        found.append(Verdict(level, text, "gradient_health"))
+
+    bad = [s for s, x in points if not math.isfinite(x)]
+    if bad:
+        add("fail", f"Grad norm was NaN/inf at {len(bad)} step(s), first at step {bad[0]}: training diverged; "
+                    "lower the learning rate or enable gradient clipping.")
+    good = _finite(points)
+    if not good:
+        return found
+    median = statistics.median(x for _, x in good)
+    top_step, top = max(good, key=lambda p: p[1])
+    spikes = [s for s, x in good if median > 0 and x > SPIKE_FACTOR * median]
+    if spikes:
+        add("warn", f"{len(spikes)} grad-norm spike(s) above {SPIKE_FACTOR:g}× the median ({_num(median)}); "
+                    f"largest {_num(top)} at step {top_step} ({top / median:.0f}×): "
+                    "consider a lower learning rate or gradient clipping.")
+    # the last quarter: gradients that die out late still stall the end of the run
+    tail_median = statistics.median(x for _, x in good[-max(1, len(good) // 4):])
+    if tail_median < VANISHING_GRAD:
+        add("warn", f"Gradients vanished: median grad norm {_num(tail_median)} over the last quarter of steps "
+                    f"(< {VANISHING_GRAD:g}); the weights barely change.")
+    if not found:
+        add("ok", f"Gradients healthy: median grad norm {_num(median)}, max {_num(top)} at step {top_step}; "
+                  f"no NaN/inf, no spike above {SPIKE_FACTOR:g}× the median.")
+    return found
+
+
+def _quarter_medians(points: Series) -> tuple[float, float] | None:
+    """Medians of the first and the last quarter of the values; None under 4 values (empty quarters)."""
+    good = [x for _, x in _finite(points) if x > 0]
+    q = len(good) // 4
+    return (statistics.median(good[:q]), statistics.median(good[-q:])) if q else None
+
+
+def _drift_verdict(points: Series) -> Verdict | None:
+    if not (quarters := _quarter_medians(points)):
+        return None
+    first, last = quarters
+    drift = _pct(last, first)
+    how = f"median {_num(first)} s in the first quarter → {_num(last)} s in the last"
+    if drift > DRIFT_SLOWER * 100:
+        return Verdict("warn", f"Steps got {drift:.1f}% slower ({how}): look for memory pressure, "
+                               "thermal throttling or growing sequence lengths.", "step_time_drift")
+    return Verdict("ok", f"Step time steady: {drift:+.1f}% ({how}).", "step_time_drift")
+
+
+def verdicts(history: list[dict]) -> list[Verdict]:
+    """The run's checks, in report order: loss reduction, best eval loss, gradient health, step-time drift.
+
+    A check whose metric was never logged is left out; only a missing training loss is itself a warning.
+
+    Raises:
+        InputError: a history entry lacks a valid step, name or value.
+    """
+    s = series(history)
+    if s.get("loss"):
+        found = [_loss_verdict(s["loss"])]
+    else:
+        found = [Verdict("warn", "No training loss was logged: the run cannot be judged.", "loss_reduction")]
+    found += [v for v in (_eval_verdict(s.get("eval_loss", [])),) if v]
+    found += _grad_verdicts(s.get("grad_norm", []))
+    found += [v for v in (_drift_verdict(s.get("step_time", [])),) if v]
+    return found
+
+
+# --------------------------------------------------------------------------- JSON report
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        # strict JSON has no NaN/inf: write null; the metric's `non_finite` count keeps the information
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj if isinstance(obj, str | int | bool | type(None)) else str(obj)
+
+
+def build_report(history: list[dict], summary: dict) -> dict:
+    """The JSON report: summary, per-metric series and stats, best/final values, verdicts and status.
+
+    Raises:
+        InputError: a history entry lacks a valid step, name or value.
+    """
+    s = series(history)
+    order = sorted(s, key=lambda n: (METRICS.index(n) if n in METRICS else len(METRICS), n))
+    metrics = {n: {"steps": [st for st, _ in s[n]], "values": [v for _, v in s[n]], **_stats(s[n])} for n in order}
+    # the value really logged last: a run that ended in NaN must not show its last finite loss as final
+    final = {n: s[n][-1][1] for n in order}
+    best: dict[str, Any] = {}
+    if "min" in metrics.get("loss", {}):
+        best["loss"] = {"value": metrics["loss"]["min"], "step": metrics["loss"]["min_step"]}
+    if "min" in metrics.get("eval_loss", {}):
+        ev = metrics["eval_loss"]
+        best["eval_loss"] = {"value": ev["min"], "step": ev["min_step"], "perplexity": _perplexity(ev["min"])}
+        final["eval_perplexity"] = _perplexity(final["eval_loss"])
+    times = [e["time"] for e in history if isinstance(e.get("time"), int | float)]
+    found = verdicts(history)
+    status = max((v.level for v in found), key=LEVELS.index, default="ok")
+    return _json_safe({
+        "report": "mason.train_report", "version": 1, "summary": dict(summary), "status": status,
+        "verdicts": [asdict(v) for v in found], "final": final, "best": best,
+        "wall_time_s": (max(times) - min(times)) if len(times) > 1 else None, "metrics": metrics,
+    })
+
+
+# --------------------------------------------------------------------------- Markdown and HTML
+
+
+def _summary_rows(summary: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """Flatten the summary into (label, text) rows; nested dicts become `parent / child`."""
+    rows: list[tuple[str, str]] = []
+    for key, value in summary.items():
+        key = str(key)
+        seconds = key.endswith(("_s", "_seconds")) and isinstance(value, int | float)
+        # `train_s: 152.3` reads as `train: 2m 32s`
+        label = prefix + (key.rsplit("_", 1)[0] if seconds else key).replace("_", " ")
+        if isinstance(value, dict):
+            rows += _summary_rows(value, prefix=f"{label} / ")
+        elif value is None or isinstance(value, bool):
+            rows.append((label, "–" if value is None else str(value).lower()))
+        elif isinstance(value, int | float):
+            rows.append((label, _duration(value) if seconds else _num(value)))
+        elif isinstance(value, list | tuple):
+            rows.append((label, ", ".join(str(v) for v in value)))
+        else:
+            rows.append((label, str(value)))
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 60:
+        return f"{seconds:.1f} s" if math.isfinite(seconds) else _num(seconds)
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
+
+
+def _metric_row(label: str, m: dict, f=lambda v: v) -> list[str]:
+    """metric, first, last, min (step), max (step), points; `f` maps values (exp for perplexity)."""
+    points = f"{m['count']}" + (f" ({m['non_finite']} NaN/inf)" if m["non_finite"] else "")
+    if "min" not in m:
+        return [label, "–", "–", "–", "–", points]
+    return [label, _num(f(m["first"])), _num(f(m["last"])), f"{_num(f(m['min']))} (step {m['min_step']})",
+            f"{_num(f(m['max']))} (step {m['max_step']})", points]
+
+
+def _tables(report: dict) -> tuple[list[tuple[str, str]], list[list[str]]]:
+    """The summary rows and the metric rows, shared by the Markdown and the HTML page."""
+    summary = _summary_rows(report["summary"])
+    if report.get("wall_time_s") is not None:
+        summary.append(("wall time (from metrics)", _duration(report["wall_time_s"])))
+    rows = []
+    for name, m in report["metrics"].items():  # already in METRICS order
+        rows.append(_metric_row(LABELS.get(name, name), m))
+        if name == "eval_loss" and "eval_perplexity" not in report["metrics"]:  # derived unless logged
+            rows.append(_metric_row(LABELS["eval_perplexity"], m, _perplexity))
+    return summary, rows
+
+
+_METRIC_HEAD = ["metric", "first", "last", "min", "max", "points"]
+
+
+def _title(summary: dict) -> str:
+    return next((str(summary[k]) for k in ("run", "name", "stage", "run_name") if summary.get(k)), "training run")
+
+
+def _md_table(head: list[str], rows: list) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict, charts: list[str]) -> str:
+    """The Markdown report; `charts` are PNG paths relative to the Markdown file."""
+    summary, metric_rows = _tables(report)
+    parts = [f"# Training report: {_title(report['summary'])}", "", f"**Status: {report['status'].upper()}**", ""]
+    parts += ["## Verdicts", ""] + [f"- **{v['level'].upper()}** {v['text']}" for v in report["verdicts"]]
+    if summary:
+        parts += ["", "## Summary", "", _md_table(["field", "value"], summary)]
+    if metric_rows:
+        parts += ["", "## Metrics", "", _md_table(_METRIC_HEAD, metric_rows)]
+    if charts:
+        parts += ["", "## Charts", ""]
+        parts += [f"![{CHART_TITLES[Path(c).stem]}]({c})\n\n_{CHART_CAPTIONS[Path(c).stem]}_\n" for c in charts]
+    if report.get("charts_note"):
+        parts += ["", f"_Charts skipped: {report['charts_note']}_"]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+_CSS = """
+:root { --ok:#1a7f37; --warn:#9a6700; --fail:#cf222e; --muted:#59636e; --line:#d1d9e0; --bg:#f6f8fa; }
+body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1f2328;
+       max-width: 940px; margin: 2rem auto; padding: 0 1.2rem; }
+h1 { font-size: 1.55rem; margin: 0 0 .3rem; }
+h2 { font-size: 1.15rem; margin: 1.8rem 0 .6rem; border-bottom: 1px solid var(--line); padding-bottom: .3rem; }
+.ok { --c: var(--ok); } .warn { --c: var(--warn); } .fail { --c: var(--fail); }
+.badge { display: inline-block; padding: .1rem .7rem; border-radius: 1rem; color: #fff; background: var(--c);
+         font-weight: 600; font-size: .8rem; letter-spacing: .04em; }
+ul.verdicts { list-style: none; padding: 0; margin: 0; }
+ul.verdicts li { border-left: 4px solid var(--c); background: var(--bg); padding: .5rem .8rem; margin: .45rem 0;
+                 border-radius: 0 6px 6px 0; }
+.lvl { color: var(--c); font-weight: 700; font-size: .8rem; margin-right: .5rem; }
+table { border-collapse: collapse; width: 100%; font-size: .92rem; }
+th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--bg); font-weight: 600; } table.kv th { width: 14rem; }
+td.n { font-variant-numeric: tabular-nums; white-space: nowrap; }
+figure { margin: 1rem 0 1.4rem; }
+figure img { width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
+figcaption, .note { color: var(--muted); font-size: .85rem; }
+"""
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Training report: {{ title }}</title><style>{{ css | safe }}</style></head><body>
+<h1>Training report: {{ title }}</h1>
+<p><span class="badge {{ status }}">{{ status | upper }}</span></p>
+<h2>Verdicts</h2>
+<ul class="verdicts">{% for v in verdicts %}
+<li class="{{ v.level }}"><span class="lvl">{{ v.level | upper }}</span>{{ v.text }}</li>{% endfor %}
+</ul>
+{% if summary %}<h2>Summary</h2>
+<table class="kv">{% for k, v in summary %}
+<tr><th scope="row">{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}
+</table>{% endif %}
+{% if metric_rows %}<h2>Metrics</h2>
+<table><tr>{% for h in head %}<th>{{ h }}</th>{% endfor %}</tr>{% for row in metric_rows %}
+<tr><th scope="row">{{ row[0] }}</th>{% for c in row[1:] %}<td class="n">{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endif %}
+{% if charts %}<h2>Charts</h2>{% for c in charts %}
+<figure><img alt="{{ c.alt }}" src="data:image/png;base64,{{ c.data }}">
+<figcaption>{{ c.caption }}</figcaption></figure>{% endfor %}{% endif %}
+{% if charts_note %}<p class="note">Charts skipped: {{ charts_note }}</p>{% endif %}
+</body></html>
+"""
+
+
+def render_html(report: dict, charts: list[Path]) -> str:
+    """A self-contained HTML page: the Markdown's tables, charts embedded as base64 PNG, inline CSS."""
+    import jinja2
+
+    summary, metric_rows = _tables(report)
+    embedded = [{"alt": CHART_TITLES[p.stem], "caption": CHART_CAPTIONS[p.stem],
+                 "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in charts]
+    return jinja2.Environment(autoescape=True).from_string(_HTML).render(
+        title=_title(report["summary"]), status=report["status"], verdicts=report["verdicts"],
+        summary=summary, head=_METRIC_HEAD, metric_rows=metric_rows, charts=embedded,
+        charts_note=report.get("charts_note"), css=_CSS,
+    )
+
+
+def write_report(history: list[dict], summary: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write `train_report.json`, `train_report.md`, `train_report.html` and `charts/*.png` into `out_dir`.
+
+    Every file is written atomically. Without matplotlib the report is still written, with no charts and a
+    note saying why. Returns the written paths by kind: `json`, `markdown`, `html`, and `chart_<name>`.
+
+    Raises:
+        InputError: a history entry lacks a valid step, name or value.
+    """
+    out_dir = Path(out_dir)
+    report = build_report(history, summary)
+    charts_dir = out_dir / CHARTS_DIR
+    try:
+        from mason.train.report_charts import render_charts
+
+        charts = render_charts(history, charts_dir)
+    except ChartsUnavailable as e:
+        charts, report["charts_note"] = [], str(e)
+    # a chart of an earlier report whose metric is gone now would be shown stale in the folder
+    for name in CHART_TITLES:
+        stale = charts_dir / f"{name}.png"
+        if stale not in charts and stale.exists():
+            stale.unlink()
+    report["charts"] = [p.relative_to(out_dir).as_posix() for p in charts]
+    paths = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
+    atomic_write_json(paths["json"], report)
+    atomic_write_text(paths["markdown"], render_markdown(report, report["charts"]))
+    atomic_write_text(paths["html"], render_html(report, charts))
+    paths.update({f"chart_{p.stem}": p for p in charts})
+    return paths

@@ -1,0 +1,119 @@
+"""Supervised fine-tuning: the arguments every trainer shares, the padding collator, and the
+function that builds the SFT `Trainer`.
+
+`build_sft_trainer` is the one place the SFT training loop is assembled: a faster loop (bf16
+autocast, packing, token-budget batches) replaces this function and keeps its signature.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mason.train.config import TrainingConfig
+from mason.train.data import IGNORE_INDEX
+
+
+def steps_per_epoch(n_rows: int, cfg: TrainingConfig) -> int:
+    """Optimizer steps in one pass over `n_rows` samples (single process)."""
+    return max(1, math.ceil(math.ceil(n_rows / cfg.batch_size) / cfg.gradient_accumulation_steps))
+
+
+def total_steps(n_rows: int, cfg: TrainingConfig) -> int:
+    """Optimizer steps the stage will run: max_steps, or epochs over the data."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return max(1, math.ceil(steps_per_epoch(n_rows, cfg) * cfg.epochs))
+
+
+def trainer_kwargs(cfg: TrainingConfig, out_dir: Path, *, has_eval: bool, n_rows: int) -> dict[str, Any]:
+    """TrainingArguments fields shared by SFT and DPO (DPOConfig subclasses TrainingArguments).
+
+    Checkpoints go to `out_dir/checkpoint-N` every `save_steps`; evaluation runs every
+    `eval_steps` when there is an eval set; with early stopping the best checkpoint is kept and
+    loaded at the end.
+    """
+    from mason.train.modeling import device_kind
+
+    steps = total_steps(n_rows, cfg)
+    evaluate = has_eval and cfg.eval_steps is not None
+    early = evaluate and cfg.early_stopping_patience is not None
+    kwargs: dict[str, Any] = {
+        "output_dir": str(out_dir),
+        "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "learning_rate": cfg.learning_rate,
+        "lr_scheduler_type": cfg.lr_scheduler,
+        "warmup_steps": cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        "weight_decay": cfg.weight_decay,
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps if cfg.max_steps is not None else -1,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "logging_steps": max(1, steps // 100),
+        "eval_strategy": "steps" if evaluate else "no",
+        "eval_steps": cfg.eval_steps if evaluate else None,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps or (cfg.eval_steps if evaluate else None) or 50,
+        "save_total_limit": cfg.save_total_limit,
+        "load_best_model_at_end": early,
+        "metric_for_best_model": "eval_loss" if early else None,
+        "greater_is_better": False if early else None,
+        "report_to": list(cfg.report_to) or "none",
+        "include_num_input_tokens_seen": "non_padding",
+        "remove_unused_columns": False,
+        # fp32 unless a later speed pass shows bf16 autocast measurably helps on this device
+        "bf16": False,
+        "fp16": False,
+        "use_cpu": device_kind() == "cpu",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+    return kwargs
+
+
+class PadCollator:
+    """Pads token ids (with the pad id) and labels (with -100) to the longest row of the batch."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
+                      cfg: TrainingConfig, out_dir: Path, callbacks: list[Any]) -> Any:
+    """A transformers `Trainer` for SFT on pre-tokenized rows (input_ids + labels).
+
+    Returns:
+        the Trainer; call `.train(resume_from_checkpoint=...)` on it.
+    """
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+
+    args = TrainingArguments(**trainer_kwargs(cfg, out_dir, has_eval=bool(eval_rows), n_rows=len(train_rows)))
+    callbacks = list(callbacks)
+    if args.load_best_model_at_end:
+        callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))
+    return Trainer(
+        model=model,
+        args=args,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        train_dataset=train_rows,
+        eval_dataset=eval_rows or None,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )

@@ -1,0 +1,323 @@
+"""The `training` task: fine-tune the base model on the dataset, stage by stage, resumably.
+
+Outputs in the artifact folder:
+  adapter/            the final PEFT adapter + tokenizer (LoRA methods)
+  merged/             the base model with the adapter folded in (`merge: true`), or the full model
+  checkpoints/        checkpoint-N every `save_steps` (resume points; single-stage runs)
+  stages/<name>/      per stage when `stages` is set: checkpoints/, adapter/, merged/, answers.jsonl
+  metrics.jsonl       every logged metric, in order (loss, eval_loss, learning_rate, grad_norm, ...)
+  train_state.json    which stages are done, where each resumed from
+  answers.jsonl       the test prompts' answers after the last stage (when `test_prompts` is set)
+
+Resume: a killed execution is re-run with `ctx.resuming`; finished stages are skipped (their
+`done.json`), and the running stage continues from its newest complete checkpoint with the
+optimizer, scheduler, RNG and data-order state the Trainer saved there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mason.core.console import info, warn
+from mason.core.errors import InputError, MasonError
+from mason.core.hashing import file_sha256
+from mason.core.io import atomic_write_json
+from mason.core.task import TaskContext, TaskResult
+from mason.train.config import DataFilter, StageConfig, TrainingConfig
+
+VERSION = "1"
+METRICS, STATE, DONE = "metrics.jsonl", "train_state.json", "done.json"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _data_paths(cfg: TrainingConfig) -> list[str]:
+    paths = [cfg.data] if cfg.data else []
+    for s in cfg.stages or []:
+        if isinstance(s.data, str):
+            paths.append(s.data)
+        elif isinstance(s.data, DataFilter) and s.data.path:
+            paths.append(s.data.path)
+    return paths
+
+
+def fingerprint(cfg: TrainingConfig, base_dir: Path) -> dict[str, Any]:
+    """Dataset files outside the workspace (`data`, stage data paths): their sha256, so an edit re-trains."""
+    out = {}
+    for p in _data_paths(cfg):
+        path = Path(p).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        out[p] = file_sha256(path) if path.is_file() else "missing"
+    return out
+
+
+def stage_samples(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig) -> list[Any]:
+    """The samples of one stage: its own file, a filter of a file, or the whole dataset.
+
+    Raises:
+        InputError, DatasetFileError: missing dataset, malformed row, filter matching nothing.
+    """
+    from mason.train.data import dataset_path, load_samples, select
+
+    data, tasks = stage.data, None
+    if isinstance(data, DataFilter):
+        data, tasks = data.path, data.task
+    path = dataset_path(data if data is not None else cfg.data, ctx.base_dir, ctx.inputs)
+    try:
+        return select(load_samples(path), tasks)
+    except InputError as e:
+        raise InputError(f"stage '{stage.name}': {e.message}", hint=e.hint) from None
+
+
+# --------------------------------------------------------------------------- one stage
+
+
+@dataclass
+class StageOutcome:
+    """What one stage produced (also its done.json)."""
+
+    name: str
+    train_samples: int
+    eval_samples: int
+    steps: int
+    tokens: int
+    weights: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    resumed_from: str | None = None
+
+
+def _encode(cfg: TrainingConfig, samples: list[Any], tokenizer: Any) -> list[dict]:
+    from mason.train.data import ChatRenderer, preference_rows, tokenize_sft
+
+    if cfg.type == "dpo":
+        return preference_rows(samples, ChatRenderer(tokenizer))
+    return tokenize_sft(samples, tokenizer, cfg.max_length, cfg.train_on_prompt)
+
+
+def _resume_point(ckpt_dir: Path, resuming: bool, history: Path, stage: str) -> Path | None:
+    from mason.train.callbacks import drop_incomplete, latest_checkpoint, trim_history
+
+    if not resuming:
+        return None
+    dropped = drop_incomplete(ckpt_dir)
+    if dropped:
+        warn(f"dropped half-written checkpoint(s): {', '.join(dropped)}")
+    ckpt = latest_checkpoint(ckpt_dir)
+    trim_history(history, stage, int(ckpt.name.split("-")[1]) if ckpt else 0)
+    return ckpt
+
+
+def _train(trainer: Any, ckpt: Path | None) -> None:
+    try:
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    except RuntimeError as e:
+        if "out of memory" in str(e).lower() or type(e).__name__ == "OutOfMemoryError":
+            raise MasonError(
+                f"training ran out of memory: {str(e).splitlines()[0]}",
+                hint="lower batch_size or max_length, raise gradient_accumulation_steps, or set gradient_checkpointing: true",
+            ) from None
+        raise
+
+
+def _build(ctx: TaskContext, cfg: TrainingConfig, model: Any, tok: Any, rows: tuple[list, list],
+           ckpt_dir: Path, sink: Any, label: str) -> Any:
+    from transformers import PrinterCallback
+
+    from mason.train.callbacks import (
+        checkpoint_marker,
+        metrics_callback,
+        progress_callback,
+    )
+
+    callbacks = [metrics_callback(sink), checkpoint_marker(), progress_callback(label, ctx.show_progress)]
+    callbacks += ctx.options.get("train_callbacks", [])  # extra TrainerCallbacks from the Python API (tests, notebooks)
+    if cfg.type == "dpo":
+        from mason.train.dpo import build_dpo_trainer
+
+        trainer = build_dpo_trainer(model, tok, rows[0], rows[1], cfg, ckpt_dir, callbacks)
+    else:
+        from mason.train.sft import build_sft_trainer
+
+        trainer = build_sft_trainer(model, tok, rows[0], rows[1], cfg, ckpt_dir, callbacks)
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _stage_metrics(sink: Any, trainer: Any, has_eval: bool, changed: float, sft: bool) -> dict[str, float]:
+    evaluated = [r["step"] for r in sink.rows if "eval_loss" in r]
+    if has_eval and (not evaluated or evaluated[-1] != trainer.state.global_step):
+        trainer.evaluate()  # logs eval_loss through the metrics callback
+    losses = [r["loss"] for r in sink.rows if "loss" in r]
+    evals = [r["eval_loss"] for r in sink.rows if "eval_loss" in r]
+    out: dict[str, float] = {"adapter_change": changed}
+    if losses:
+        out.update(first_loss=losses[0], final_loss=losses[-1])
+    if evals:
+        out.update(best_eval_loss=min(evals), final_eval_loss=evals[-1])
+        if sft:  # a DPO loss is not a language-model loss: no perplexity for it
+            out["perplexity"] = math.exp(min(min(evals), 50.0))
+    margins = [r["reward_margin"] for r in sink.rows if "reward_margin" in r]
+    if margins:
+        out.update(first_reward_margin=margins[0], final_reward_margin=margins[-1])
+    return out
+
+
+def _param_change(before: dict[str, Any], model: Any) -> float:
+    from mason.train.modeling import trainable_state
+
+    after = trainable_state(model)
+    return float(sum((after[n] - before[n]).norm() ** 2 for n in before if n in after) ** 0.5)
+
+
+def _save_outputs(ctx: TaskContext, cfg: TrainingConfig, model: Any, tok: Any, stage_dir: Path) -> Path:
+    from mason.train.outputs import (
+        answer_prompts,
+        save_merged,
+        save_weights,
+        write_answers,
+    )
+
+    if cfg.method == "full":
+        weights = save_weights(model, tok, stage_dir / "merged")
+    else:
+        weights = save_weights(model, tok, stage_dir / "adapter")
+        if cfg.merge:
+            save_merged(model, tok, stage_dir / "merged")
+    if cfg.test_prompts:
+        write_answers(stage_dir / "answers.jsonl", answer_prompts(model, tok, cfg.test_prompts, cfg.test_max_new_tokens))
+    return weights
+
+
+def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_dir: Path,
+              init_from: Path | None, prefix: str) -> StageOutcome:
+    """Train one stage from `init_from` (the previous stage's weights; None = the base model).
+
+    Returns:
+        the stage's outcome, also written to `stage_dir/done.json`.
+    Raises:
+        InputError, ModelNotFoundError, MasonError: bad data, model, method, out of memory.
+    """
+    from mason.train.callbacks import MetricsSink
+    from mason.train.data import split
+    from mason.train.modeling import prepare, trainable_state
+
+    scfg = cfg.for_stage(stage)
+    train, evals = split(stage_samples(ctx, cfg, stage))
+    if scfg.eval_steps and not evals:
+        warn(f"stage '{stage.name}': eval_steps is set but no sample has meta.split = eval; no evaluation")
+    model, tok = prepare(ctx.pipeline.base_model, ctx.base_dir, scfg, init_from)
+    rows = (_encode(scfg, train, tok), _encode(scfg, evals, tok))
+    ckpt_dir = stage_dir / "checkpoints"
+    ckpt = _resume_point(ckpt_dir, ctx.resuming, ctx.out_dir / METRICS, stage.name)
+    if ckpt:
+        info(f"  stage '{stage.name}': resuming from {ckpt.name}")
+    sink = MetricsSink(ctx.log_metric, ctx.out_dir / METRICS, stage.name, prefix)
+    before = trainable_state(model)
+    try:
+        trainer = _build(ctx, scfg, model, tok, rows, ckpt_dir, sink, f"training {stage.name}" if prefix else "training")
+        _train(trainer, ckpt)
+        metrics = _stage_metrics(sink, trainer, bool(rows[1]), _param_change(before, trainer.model),
+                                 scfg.type == "sft")
+    finally:
+        sink.close()
+    weights = _save_outputs(ctx, scfg, trainer.model, tok, stage_dir)
+    state = trainer.state
+    tokens = int(state.num_input_tokens_seen) or sum(len(r.get("input_ids", ())) for r in rows[0])
+    outcome = StageOutcome(stage.name, len(train), len(evals), int(state.global_step), tokens,
+                           str(weights.relative_to(ctx.out_dir)), metrics, ckpt.name if ckpt else None)
+    atomic_write_json(stage_dir / DONE, outcome.__dict__)
+    return outcome
+
+
+# --------------------------------------------------------------------------- the task
+
+
+def _load_done(stage_dir: Path) -> StageOutcome | None:
+    path = stage_dir / DONE
+    if not path.is_file():
+        return None
+    return StageOutcome(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def _finish(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome]) -> TaskResult:
+    from mason.train.outputs import copy_folder
+
+    last = outcomes[-1]
+    files = [METRICS, STATE]
+    if cfg.stages:  # the last stage's weights are the task's result
+        stage_dir = ctx.out_dir / "stages" / last.name
+        for name in ("adapter", "merged", "answers.jsonl"):
+            src = stage_dir / name
+            if src.is_dir():
+                copy_folder(src, ctx.out_dir / name)
+            elif src.is_file():
+                (ctx.out_dir / name).write_bytes(src.read_bytes())
+        files += [f"stages/{o.name}" for o in outcomes]
+    files += [n for n in ("adapter", "merged", "answers.jsonl") if (ctx.out_dir / n).exists()]
+    counts = {
+        "train_samples": sum(o.train_samples for o in outcomes),
+        "eval_samples": sum(o.eval_samples for o in outcomes),
+        "steps": sum(o.steps for o in outcomes),
+        "tokens": sum(o.tokens for o in outcomes),
+        "stages": len(outcomes),
+    }
+    files += _write_reports(ctx, cfg, outcomes)
+    metrics = dict(last.metrics)
+    metrics["first_loss"] = outcomes[0].metrics.get("first_loss", metrics.get("first_loss", float("nan")))
+    metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
+    details = {"version": VERSION, "stages": [o.__dict__ for o in outcomes], "method": cfg.method, "type": cfg.type}
+    return TaskResult(counts=counts, metrics=metrics, files=files, details=details)
+
+
+def _write_reports(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome]) -> list[str]:
+    """The train report (JSON, Markdown, HTML with charts) of every stage, beside its weights."""
+    from mason.train.report import read_history, write_report
+
+    written = []
+    for o in outcomes:
+        folder = ctx.out_dir / "stages" / o.name if cfg.stages else ctx.out_dir
+        history = read_history(ctx.out_dir / METRICS, stage=o.name)
+        summary = {"stage": o.name, "model": ctx.pipeline.base_model.name, "type": cfg.type, "method": cfg.method,
+                   "train_samples": o.train_samples, "eval_samples": o.eval_samples, "steps": o.steps,
+                   "tokens": o.tokens}
+        paths = write_report(history, summary, folder)
+        if not cfg.stages:
+            written += [p.relative_to(ctx.out_dir).as_posix() for k, p in paths.items() if not k.startswith("chart_")]
+    return written
+
+
+def run(ctx: TaskContext) -> TaskResult:
+    """Run the training task (every stage in order; finished stages are kept on resume).
+
+    Returns:
+        counts (train_samples, eval_samples, steps, tokens, stages) and metrics (first_loss,
+        final_loss, best_eval_loss, perplexity, adapter_change, DPO reward margins).
+    Raises:
+        InputError, ModelNotFoundError, MasonError: see `run_stage`.
+    """
+    cfg: TrainingConfig = ctx.section
+    stages = cfg.stage_list()
+    multi = cfg.stages is not None
+    outcomes: list[StageOutcome] = []
+    init_from: Path | None = None
+    state: dict[str, Any] = {"stages": {}}
+    for stage in stages:
+        stage_dir = ctx.out_dir / "stages" / stage.name if multi else ctx.out_dir
+        done = _load_done(stage_dir) if ctx.resuming else None
+        if done is None:
+            state["stages"][stage.name] = {"status": "running", "init_from": str(init_from) if init_from else None}
+            atomic_write_json(ctx.out_dir / STATE, state)
+            if multi:
+                info(f"  stage '{stage.name}'")
+            done = run_stage(ctx, cfg, stage, stage_dir, init_from, f"{stage.name}/" if multi else "")
+        state["stages"][stage.name] = {"status": "done", "init_from": str(init_from) if init_from else None,
+                                       "steps": done.steps, "resumed_from": done.resumed_from}
+        atomic_write_json(ctx.out_dir / STATE, state)
+        outcomes.append(done)
+        init_from = ctx.out_dir / done.weights
+    return _finish(ctx, cfg, outcomes)
