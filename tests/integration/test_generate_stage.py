@@ -16,6 +16,7 @@ import pytest
 
 from mason.core.hashing import canonical_json
 from mason.core.io import read_jsonl
+from tests.helpers.demo import init_demo
 from tests.helpers.scripted_server import ScriptedServer
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
@@ -73,7 +74,7 @@ def write_project(root: Path, server_url: str, **extra: str) -> Path:
 
 
 def test_quickstart_generates_a_split_dataset_offline(tmp_path):
-    mason("init", str(tmp_path / "demo"), check=True)
+    init_demo(tmp_path / "demo")
     out = json.loads(mason("run", str(tmp_path / "demo" / "pipeline.yaml"), "--json", "--no-progress", check=True).stdout)
     gen = next(t for t in out["tasks"] if t["task"] == "generate")
     folder = Path(gen["artifacts"])
@@ -181,8 +182,7 @@ def test_kill_9_mid_generation_then_resume(tmp_path):
 
 
 def test_resume_verify_regenerates_rows_that_no_longer_match_their_prompts(tmp_path):
-    mason("init", str(tmp_path / "demo"), check=True)
-    pipeline = tmp_path / "demo" / "pipeline.yaml"
+    pipeline = init_demo(tmp_path / "demo")
     out = json.loads(mason("run", str(pipeline), "--json", "--no-progress", check=True).stdout)
     folder = Path(out["tasks"][1]["artifacts"])
     reference = (folder / "samples.jsonl").read_bytes()

