@@ -112,6 +112,15 @@ class TrainingConfig(Section):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass: less memory, about 30% slower."
     )
+    bf16: Literal["auto"] | bool = Field(
+        "auto", description="bf16 autocast: `auto` turns it on where bf16 matmuls are native (CUDA with bf16, CPUs with AMX)."
+    )
+    group_by_length: bool = Field(
+        False, description="Batch samples of similar length together: less padding, faster; batch order is less random."
+    )
+    fast_loss: bool = Field(
+        True, description="Compute the LM head and the loss only on trained (labelled) positions: same loss, less work."
+    )
     max_length: int = Field(1024, ge=16, description="Longest tokenized sample; longer ones are truncated.")
     train_on_prompt: bool = Field(
         False, description="Train on every token (system, user, tool turns too), not only the assistant's."

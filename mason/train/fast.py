@@ -1,0 +1,117 @@
+"""The fast SFT path: the LM head and the loss only on trainable positions, bf16 autocast where
+the hardware has native bf16 matmuls, and length-grouped batches (little padding).
+
+Measured with `bench/train.py` (2 cores, AMX-BF16); the numbers are in that file's docstring.
+
+How the LM-head trick works: a causal LM computes `lm_head(hidden)` on every position, then the
+loss throws away every position whose label is -100 (prompt, padding) — on a 49k vocabulary that
+is a large share of the step. `TrainablePositions` is a forward pre-hook on the output embedding
+that keeps only the positions whose *next* token is a label, so `outputs.logits` comes back as
+`[n_trainable, vocab]` and `positions_loss` scores it. The model is still called through its own
+`forward` (and through DDP's, under `accelerate launch`), so gradient synchronisation, PEFT and
+autocast behave as usual. Outside `compute_loss` (generation, evaluation by other code) the hook
+passes everything through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mason.train.data import IGNORE_INDEX
+
+
+def bf16_native() -> bool:
+    """True where bf16 matmuls are native and fast: CUDA with bf16, or a CPU with AMX tiles.
+
+    AVX512-BF16 without AMX only converts; autocast there was not measured to help, so it is off.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    try:  # Linux exposes the CPU flags; elsewhere (macOS, Windows) stay in fp32
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return "amx_bf16" in f.read().split()
+    except OSError:
+        return False
+
+
+def use_bf16(setting: str | bool | None) -> bool:
+    """Resolve a `bf16: auto|true|false` setting (None = auto)."""
+    if setting is None or setting == "auto":
+        return bf16_native()
+    return setting in (True, "true")
+
+
+class TrainablePositions:
+    """Forward pre-hook on the output embedding: keeps only the positions `mask` selects.
+
+    `mask` is `[batch, seq-1]` (labels shifted by one); while it is None the hook is a no-op.
+    """
+
+    def __init__(self) -> None:
+        self.mask: Any = None
+
+    def __call__(self, module: Any, args: tuple) -> tuple | None:
+        if self.mask is None:
+            return None
+        hidden = args[0]
+        if hidden.dim() != 3 or hidden.shape[1] != self.mask.shape[1] + 1:
+            return None  # not the training forward (e.g. logits_to_keep slicing): leave it
+        return (hidden[:, :-1][self.mask],) + tuple(args[1:])
+
+
+def shifted_mask(labels: Any) -> Any:
+    """Which positions predict a label: `labels[:, 1:] != -100` (position t predicts token t+1)."""
+    return labels[:, 1:] != IGNORE_INDEX
+
+
+def positions_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Cross-entropy of the `[n_trainable, vocab]` logits in `outputs` (a model output or the
+    logits tensor) against the shifted labels they were kept for.
+
+    Sums and divides by `num_items_in_batch` (the accumulated batch's label count, as the stock
+    causal-LM loss does), or takes the mean when it is not given.
+    """
+    import torch.nn.functional as F
+
+    logits = outputs if hasattr(outputs, "float") else outputs["logits"]
+    targets = labels[:, 1:][shifted_mask(labels)]
+    loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+    if num_items_in_batch is None:
+        return loss / max(1, targets.numel())
+    return loss / num_items_in_batch
+
+
+def install_head_hook(model: Any) -> TrainablePositions:
+    """Register (once) the trainable-positions hook on the model's output embedding."""
+    head = model.get_output_embeddings()
+    hook = getattr(head, "_mason_positions", None)
+    if hook is None:
+        hook = TrainablePositions()
+        head.register_forward_pre_hook(hook)
+        head._mason_positions = hook
+    return hook
+
+
+def fast_trainer_class() -> type:
+    """The Trainer subclass of the fast path (built lazily: importing this module stays cheap)."""
+    from transformers import Trainer
+
+    class FastSFTTrainer(Trainer):
+        """A `Trainer` whose loss runs the LM head on trainable positions only."""
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            kwargs.setdefault("compute_loss_func", positions_loss)
+            super().__init__(*args, **kwargs)
+            self._positions = install_head_hook(self.model)
+
+        def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            self._positions.mask = shifted_mask(inputs["labels"])
+            try:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            finally:
+                self._positions.mask = None
+
+    return FastSFTTrainer
