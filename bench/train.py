@@ -22,13 +22,12 @@ Model FLOPs per token (LoRA, frozen base): 4 x decoder linear params (forward + 
 
 Target (issue 4): MASON >= 3x stock, same final loss within noise.
 
-Measured 2026-11-22, tiny model, 16 steps, on a 2-core AMX machine shared with 3 other busy
-processes (load ~5; matmul peak measured at half the quiet value: numbers swing ~2x run to run):
-  stock TRL 74-110 tok/s; MASON 171-290 tok/s; ratio 1.55x-3.9x (the 3.9x run had stock
-  overlapping other test runs). Lever ablation (one run, same contention): all levers 290,
-  bf16 off 258, group_by_length off 211, fast_loss off 182, all off 170 tok/s. Check loss after
-  training: stock 6.3188, MASON 6.3242, MASON all-off 6.3186 (start ~6.93). Re-measure on a quiet
-  machine before quoting a ratio.
+Measured 2026-11-22, tiny model, 16 steps, default run with nothing else running (matmul peak
+measured at fp32 104 / bf16 387 GFLOP/s, about half of the figures in MACHINE_NOTES):
+  stock TRL 191 tok/s, MASON 375 tok/s: 1.96x (target 3x); check loss after training stock
+  6.3188, MASON 6.3242 (start ~6.93). MASON model FLOPs 24 GFLOP/s = 23% of fp32 peak, 6% of bf16.
+  Earlier ablation under contention (one run, indicative): all levers 290, bf16 off 258,
+  group_by_length off 211, fast_loss off 182, all off 170 tok/s.
 """
 
 from __future__ import annotations
