@@ -18,19 +18,26 @@ from __future__ import annotations
 import json
 import math
 import re
-import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mason.core.errors import InputError, MasonError
 from mason.core.redact import redact, redact_text
-from mason.pipeline.tracker_schema import _connect, _migrate, _newer_schema_error, schema_version
+from mason.pipeline.tracker_schema import (
+    _connect,
+    _migrate,
+    _newer_schema_error,
+    flatten_params,
+    new_run_id,
+    schema_version,
+    utc_now,
+)
 
 DB_NAME = "mason.db"
 RUN_STATUSES = ("running", "success", "failed", "interrupted")
@@ -41,34 +48,6 @@ _RUN_REF_HINT = "name a run by its id, a unique id prefix, its name, `latest`, o
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def utc_now() -> str:
-    """Current UTC time as ISO 8601 with microseconds (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """A sortable run id: UTC `YYYYMMDD-HHMMSS-xxxx` with 4 random hex digits."""
-    now = now or datetime.now(timezone.utc)
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
-def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested mappings and lists into dotted keys: {"train": {"lr": 1}} -> {"train.lr": 1}.
-
-    List items get their index as a key part (`train.stages.0.lr`), so two runs that differ in
-    one stage compare row by row. Empty mappings and lists are kept as leaf values.
-    """
-    out: dict[str, Any] = {}
-    items: Any = config.items() if isinstance(config, Mapping) else enumerate(config)
-    for key, value in items:
-        full = f"{prefix}{key}"
-        if isinstance(value, (Mapping, list, tuple)) and len(value) > 0:
-            out.update(flatten_params(value, prefix=f"{full}."))
-        else:
-            out[full] = list(value) if isinstance(value, tuple) else value
-    return out
 
 
 def duration_s(started_at: str | None, ended_at: str | None) -> float | None:

@@ -1,4 +1,4 @@
-"""Schema of the run tracker: tables, migrations, and how connections are opened.
+"""Schema of the run tracker: tables, migrations, row ids and timestamps, and how connections are opened.
 
 The schema version lives in `PRAGMA user_version`; `MIGRATIONS[i]` takes a database from
 version i to i + 1. A later MASON appends functions, never edits shipped ones.
@@ -6,8 +6,11 @@ version i to i + 1. A later MASON appends functions, never edits shipped ones.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
 from pathlib import Path
 
 from mason.core.errors import MasonError
@@ -98,3 +101,31 @@ def _migrate(conn: sqlite3.Connection, db_path: Path) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable run id: UTC `YYYYMMDD-HHMMSS-xxxx` with 4 random hex digits."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings and lists into dotted keys: {"train": {"lr": 1}} -> {"train.lr": 1}.
+
+    List items get their index as a key part (`train.stages.0.lr`), so two runs that differ in
+    one stage compare row by row. Empty mappings and lists are kept as leaf values.
+    """
+    out: dict[str, Any] = {}
+    items: Any = config.items() if isinstance(config, Mapping) else enumerate(config)
+    for key, value in items:
+        full = f"{prefix}{key}"
+        if isinstance(value, (Mapping, list, tuple)) and len(value) > 0:
+            out.update(flatten_params(value, prefix=f"{full}."))
+        else:
+            out[full] = list(value) if isinstance(value, tuple) else value
+    return out
