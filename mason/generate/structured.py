@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -41,35 +41,12 @@ class StructuredOutputError(MasonError):
     """
 
 
-def _strip_trailing_commas(text: str) -> str:
-    """Remove commas directly before `}` or `]`, outside strings."""
-    out: list[str] = []
-    in_str = escaped = False
-    for i, ch in enumerate(text):
-        if in_str:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = True
-        elif ch == ",":
-            rest = text[i + 1:].lstrip()
-            if rest[:1] in ("}", "]"):
-                continue
-        out.append(ch)
-    return "".join(out)
+def _structural(text: str, start: int = 0) -> Iterator[tuple[int, str, bool]]:
+    """(index, character, outside a JSON string) for each character from `start`.
 
-
-def _balanced_end(text: str, start: int) -> int | None:
-    """Index just after the bracket that closes the one at `start` (None when never closed)."""
-    stack: list[str] = []
+    The quote that opens or closes a string counts as outside it, so callers see delimiters.
+    """
     in_str = escaped = False
-    pairs = {"{": "}", "[": "]"}
     for i in range(start, len(text)):
         ch = text[i]
         if in_str:
@@ -79,9 +56,33 @@ def _balanced_end(text: str, start: int) -> int | None:
                 escaped = True
             elif ch == '"':
                 in_str = False
-        elif ch == '"':
+                yield i, ch, True
+                continue
+            yield i, ch, False
+            continue
+        if ch == '"':
             in_str = True
-        elif ch in pairs:
+        yield i, ch, True
+
+
+def _strip_trailing_commas(text: str) -> str:
+    """Remove commas directly before `}` or `]`, outside strings."""
+    out: list[str] = []
+    for i, ch, outside in _structural(text):
+        if outside and ch == "," and text[i + 1:].lstrip()[:1] in ("}", "]"):
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """Index just after the bracket that closes the one at `start` (None when never closed)."""
+    stack: list[str] = []
+    pairs = {"{": "}", "[": "]"}
+    for i, ch, outside in _structural(text, start):
+        if not outside:
+            continue
+        if ch in pairs:
             stack.append(pairs[ch])
         elif ch in "}]":
             if not stack or stack.pop() != ch:

@@ -10,8 +10,8 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from mason.core.errors import MasonError
 
