@@ -49,9 +49,12 @@ class TaskResult:
         metrics: final numbers worth comparing across runs.
         files: names of the files the stage wrote, relative to `out_dir`.
         details: anything else for the manifest (e.g. per-file warnings).
+        partial: the stage did only part of its work on purpose (e.g. one training stage by
+            name): the manifest stays incomplete so the next run resumes where this one stopped.
     """
 
     counts: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from mason import __version__
+from mason.core import distributed
 from mason.core.console import console
 from mason.core.errors import ConfigError, MasonError, Problem, TaskNotAvailableError
 from mason.core.hashing import stable_hash
 from mason.core.redact import redact
 from mason.core.task import TaskContext, TaskResult
 from mason.pipeline.config import PipelineConfig
-from mason.pipeline.tasks import TASKS, TaskSpec, resolve_task_names
+from mason.pipeline.tasks import TASKS, TaskSpec, split_selectors
 from mason.pipeline.workspace import Workspace
 
 
@@ -52,7 +53,7 @@ class PlannedTask:
 class TaskOutcome:
     name: str
     key: str
-    status: str  # done | cached | failed | interrupted
+    status: str  # done | partial | cached | failed | interrupted
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     out_dir: Path | None = None
@@ -68,6 +69,10 @@ class RunSummary:
 
     def outcome(self, task: str) -> TaskOutcome:
         return next(t for t in self.tasks if t.name == task)
+
+
+#: tasks that run in every process of a multi-process launch (`accelerate launch -m mason run ...`)
+DISTRIBUTED = ("training",)
 
 
 def _now() -> str:
@@ -96,7 +101,7 @@ class Runner:
                     source=self.source,
                 )
             return configured, set(configured)
-        targets = resolve_task_names(names)
+        targets, _ = split_selectors(names)
         missing = [t for t in targets if t not in configured]
         if missing:
             raise ConfigError(
@@ -116,6 +121,17 @@ class Runner:
         for t in targets:
             add(t)
         return [n for n in TASKS if n in wanted], set(targets)
+
+    def _selectors(self, names: list[str] | None) -> dict[str, str]:
+        """`TASK:PART` selections, checked against the config (`training:NAME` names a stage)."""
+        selectors = split_selectors(names or [])[1]
+        stage = selectors.get("training")
+        if stage is not None and self.config.training is not None:
+            known = self.config.training.stage_names()
+            if stage not in known:
+                raise ConfigError([Problem("training.stages", f"no stage named '{stage}'; stages are: {', '.join(known)}")],
+                                  source=self.source)
+        return selectors
 
     def _key(self, spec: TaskSpec, inputs: dict[str, str]) -> str:
         section = self._section(spec)
@@ -141,6 +157,7 @@ class Runner:
             force: re-run the named tasks (all when none are named) even when cached.
         """
         order, targets = self._select(tasks)
+        self._selectors(tasks)
         planned: dict[str, PlannedTask] = {}
         for name in order:
             spec = TASKS[name]
@@ -170,6 +187,7 @@ class Runner:
             MasonError: a task failed (its manifest and the tracker say why).
         """
         plan = self.plan(tasks, force=force)
+        options = {**(options or {}), "select": self._selectors(tasks)}
         unavailable = [p.name for p in plan if p.state == "unavailable"]
         if unavailable:
             raise TaskNotAvailableError(
@@ -177,6 +195,8 @@ class Runner:
                 f"{'are' if len(unavailable) > 1 else 'is'} not available in MASON {__version__} yet",
                 hint="remove the section(s) from pipeline.yaml, or name the tasks to run, e.g. `mason run pipeline.yaml ingest`",
             )
+        if not distributed.is_main():
+            return self._follow(plan, show_progress, options)
         from mason.pipeline.tracker import Tracker
 
         self.workspace.ensure()
@@ -193,7 +213,7 @@ class Runner:
             outcomes: list[TaskOutcome] = []
             try:
                 for item in plan:
-                    outcomes.append(self._execute(item, tracker, run_id, show_progress, options or {}))
+                    outcomes.append(self._execute(item, tracker, run_id, show_progress, options))
             except KeyboardInterrupt:
                 tracker.end_run(run_id, "interrupted", "interrupted by the user")
                 raise
@@ -202,6 +222,52 @@ class Runner:
                 raise
             tracker.end_run(run_id, "success")
         return RunSummary(run_id, "success", outcomes)
+
+    def _follow(self, plan: list[PlannedTask], show_progress: bool, options: dict[str, Any]) -> RunSummary:
+        """A non-main process of a multi-process launch: join the main process in the tasks that
+        train across processes, write nothing else (the main process owns the workspace)."""
+        token = distributed.launch_token()
+        outcomes = []
+        for item in plan:
+            if item.name not in DISTRIBUTED or (item.state == "cached" and not item.forced):
+                continue
+            manifest = self._wait_for_main(item, token)
+            started = time.monotonic()
+            ctx = self._context(item, manifest.get("resuming", False), lambda *a, **k: None, show_progress, options)
+            result = item.spec.load().run(ctx)
+            outcomes.append(TaskOutcome(item.name, item.key, "done", time.monotonic() - started, result.counts,
+                                        item.out_dir))
+        return RunSummary("", "success", outcomes)
+
+    def _wait_for_main(self, item: PlannedTask, token: str | None, poll: float = 0.2) -> dict[str, Any]:
+        """The manifest the main process wrote for this launch when it started `item`."""
+        waited = 0.0
+        while True:
+            manifest = self.workspace.read_manifest(item.name, item.key) or {}
+            if manifest.get("launch") == token:
+                if manifest.get("status") == "failed":
+                    raise MasonError(f"the main process failed task {item.name}: {manifest.get('error')}")
+                return manifest
+            time.sleep(poll)
+            waited += poll
+            if waited >= 60 and waited - poll < 60:
+                console().print(f"[dim]rank {distributed.rank()}: waiting for the main process to start {item.name}[/dim]")
+
+    def _context(self, item: PlannedTask, resuming: bool, log_metric: Any, show_progress: bool,
+                 options: dict[str, Any]) -> TaskContext:
+        return TaskContext(
+            task=item.name,
+            section=self._section(item.spec),
+            pipeline=self.config,
+            base_dir=self.base_dir,
+            out_dir=item.out_dir,
+            inputs={d: self.workspace.artifact_dir(d, k) for d, k in item.inputs.items()},
+            cache_dir=self.workspace.cache_dir,
+            resuming=resuming,
+            log_metric=log_metric,
+            show_progress=show_progress and distributed.is_main(),
+            options=options,
+        )
 
     def _execute(self, item: PlannedTask, tracker: Any, run_id: str, show_progress: bool,
                  options: dict[str, Any]) -> TaskOutcome:
@@ -221,21 +287,13 @@ class Runner:
         verb = "resuming" if resuming else "running"
         console().print(f"[bold cyan]•[/bold cyan] {name} [dim]{key}[/dim] {verb}")
         manifest = self._manifest(item, status="running", run_id=run_id)
+        manifest["resuming"] = resuming
+        if distributed.launch_token() is not None:
+            manifest["launch"] = distributed.launch_token()  # the other processes wait for this
         self.workspace.write_manifest(name, key, manifest)
         started = time.monotonic()
-        ctx = TaskContext(
-            task=name,
-            section=self._section(item.spec),
-            pipeline=self.config,
-            base_dir=self.base_dir,
-            out_dir=item.out_dir,
-            inputs={d: self.workspace.artifact_dir(d, k) for d, k in item.inputs.items()},
-            cache_dir=self.workspace.cache_dir,
-            resuming=resuming,
-            log_metric=lambda n, v, step=None: tracker.log_metric(run_id, name, n, v, step),
-            show_progress=show_progress,
-            options=options,
-        )
+        ctx = self._context(item, resuming, lambda n, v, step=None: tracker.log_metric(run_id, name, n, v, step),
+                            show_progress, options)
         try:
             result = item.spec.load().run(ctx)
         except BaseException as e:
@@ -247,7 +305,7 @@ class Runner:
             raise
         self._record(item, result, tracker, run_id)
         manifest.update(
-            status="complete",
+            status="partial" if result.partial else "complete",
             counts=result.counts,
             metrics=result.metrics,
             files=result.files,
@@ -256,11 +314,13 @@ class Runner:
         )
         # the complete manifest is the commit point: written last, atomically
         self.workspace.write_manifest(name, key, manifest)
-        tracker.end_task(exec_id, "done", result.counts)
+        status = "partial" if result.partial else "done"
+        tracker.end_task(exec_id, status, result.counts)
         seconds = time.monotonic() - started
         summary = ", ".join(f"{v} {k}" for k, v in result.counts.items() if v)
-        console().print(f"  [green]done[/green] in {seconds:.1f}s: {summary}")
-        return TaskOutcome(name, key, "done", seconds, result.counts, item.out_dir)
+        word = "[yellow]partly done[/yellow]" if result.partial else "[green]done[/green]"
+        console().print(f"  {word} in {seconds:.1f}s: {summary}")
+        return TaskOutcome(name, key, status, seconds, result.counts, item.out_dir)
 
     def _record(self, item: PlannedTask, result: TaskResult, tracker: Any, run_id: str) -> None:
         for metric, value in {**result.counts, **result.metrics}.items():

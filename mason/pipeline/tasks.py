@@ -66,6 +66,31 @@ ALIASES: dict[str, str] = {
 }
 
 
+#: tasks whose work can be narrowed with `TASK:PART` (e.g. `training:facts`, one curriculum stage)
+SELECTABLE = ("training",)
+
+
+def split_selectors(names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """`["ingest", "training:facts"]` -> (`["ingest", "training"]`, `{"training": "facts"}`).
+
+    Raises:
+        ConfigError: a selector on a task that has no parts, or an unknown task.
+    """
+    plain, selectors, problems = [], {}, []
+    for name in names:
+        task, _, part = name.partition(":")
+        plain.append(task)
+        if part:
+            canonical = ALIASES.get(task, task)
+            if canonical not in SELECTABLE:
+                problems.append(Problem("tasks", f"'{name}': only {', '.join(SELECTABLE)} can be narrowed with ':'"))
+            else:
+                selectors[canonical] = part
+    if problems:
+        raise ConfigError(problems, source="command line")
+    return resolve_task_names(plain), selectors
+
+
 def resolve_task_names(names: list[str]) -> list[str]:
     """Canonical task names for what the user typed (section names are accepted too).
 

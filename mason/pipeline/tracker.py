@@ -41,7 +41,7 @@ from mason.pipeline.tracker_schema import (
 
 DB_NAME = "mason.db"
 RUN_STATUSES = ("running", "success", "failed", "interrupted")
-TASK_STATUSES = ("running", "done", "cached", "failed")
+TASK_STATUSES = ("running", "done", "partial", "cached", "failed")
 # rowid breaks ties between runs started in the same microsecond: insertion order.
 _RECENT_FIRST = "ORDER BY started_at DESC, rowid DESC"
 _RUN_REF_HINT = "name a run by its id, a unique id prefix, its name, `latest`, or -1, -2, ..."

@@ -60,14 +60,18 @@ class MetricsSink:
         history: the metrics.jsonl file (appended to).
         stage: the stage these metrics belong to.
         prefix: put before metric names in the tracker ("" for a single-stage run).
+        write: False in the non-main processes of a multi-process launch: rows are kept in
+            memory (every process must take the same decisions from them) and written nowhere.
     """
 
-    def __init__(self, log_metric: Callable[[str, float, int | None], None], history: Path, stage: str, prefix: str):
+    def __init__(self, log_metric: Callable[[str, float, int | None], None], history: Path, stage: str, prefix: str,
+                 write: bool = True):
         self.log_metric, self.stage, self.prefix = log_metric, stage, prefix
-        self.writer = JsonlWriter(history, resume=True)
+        self.writer = JsonlWriter(history, resume=True) if write else None
         # rows an interrupted execution logged before its last checkpoint belong to this stage's history
         self.rows: list[dict[str, Any]] = []
-        for row in map(json.loads, history.read_text(encoding="utf-8").splitlines()):
+        lines = history.read_text(encoding="utf-8").splitlines() if history.is_file() else []
+        for row in map(json.loads, lines):
             if row.get("stage") == stage:
                 self._group(row["step"], row["time"], {row["name"]: row["value"]})
 
@@ -82,12 +86,15 @@ class MetricsSink:
         `{"stage", "step", "name", "value", "time"}` row, to metrics.jsonl (the report's input)."""
         when = round(time.time(), 3)
         for name, value in values.items():
+            if self.writer is None:
+                continue
             self.log_metric(self.prefix + name, float(value), step)
             self.writer.write({"stage": self.stage, "step": step, "name": name, "value": float(value), "time": when})
         self._group(step, when, values)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def metrics_callback(sink: MetricsSink) -> Any:

@@ -161,6 +161,11 @@ class TrainingConfig(Section):
         default_factory=list, description="Prompts answered after each stage, saved into the stage's folder."
     )
     test_max_new_tokens: int = Field(64, ge=1, description="Longest answer generated for a test prompt.")
+    trainer_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra `transformers.TrainingArguments` fields, passed through as they are (e.g. `fsdp`, "
+        "`fsdp_config`, `deepspeed`, `ddp_find_unused_parameters`, `optim`); they override MASON's values.",
+    )
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -186,6 +191,10 @@ class TrainingConfig(Section):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def stage_names(self) -> list[str]:
+        """Names of the stages, in order (`main` for a single-stage run)."""
+        return [s.name for s in self.stage_list()]
 
     def stage_list(self) -> list[StageConfig]:
         """The stages to run: the configured ones, or one stage named `main` with the section's values."""

@@ -53,7 +53,7 @@ def check_method(cfg: TrainingConfig) -> None:
     """Fail early, with the fix, when the chosen method or backend cannot run on this machine.
 
     Raises:
-        MasonError: qlora without CUDA or bitsandbytes; unsloth requested (not supported by this version).
+        MasonError: qlora without CUDA or bitsandbytes; unsloth without unsloth or an NVIDIA GPU.
     """
     if cfg.method == "qlora":
         if device_kind() != "cuda":
@@ -64,11 +64,9 @@ def check_method(cfg: TrainingConfig) -> None:
         if importlib.util.find_spec("bitsandbytes") is None:
             raise MasonError("method: qlora needs bitsandbytes, which is not installed", hint="pip install bitsandbytes")
     if cfg.use_unsloth:
-        if importlib.util.find_spec("unsloth") is None:
-            raise MasonError("use_unsloth: true needs unsloth, which is not installed",
-                             hint="pip install unsloth (NVIDIA GPUs only), or remove use_unsloth")
-        raise MasonError("use_unsloth: true is not supported by this version of MASON yet",
-                         hint="remove use_unsloth; the transformers path trains the same adapter")
+        from mason.train.unsloth_backend import check_unsloth
+
+        check_unsloth(device_kind())
 
 
 def load_tokenizer(source: str, base: BaseModelConfig) -> Any:
@@ -146,6 +144,10 @@ def prepare(base: BaseModelConfig, base_dir: Path, cfg: TrainingConfig, init_fro
     """
     check_method(cfg)
     source = model_source(base, base_dir)
+    if cfg.use_unsloth:
+        from mason.train.unsloth_backend import load_with_unsloth
+
+        return load_with_unsloth(source, base, cfg, init_from)
     tokenizer = load_tokenizer(source, base)
     if cfg.method == "full":
         model = load_model(str(init_from) if init_from else source, base, cfg)

@@ -71,7 +71,25 @@ def trainer_kwargs(cfg: TrainingConfig, out_dir: Path, *, has_eval: bool, n_rows
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
     }
-    return kwargs
+    return _pass_through(kwargs, cfg.trainer_args)
+
+
+def _pass_through(kwargs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """MASON's arguments updated with the user's `trainer_args` (unknown names fail with the list)."""
+    if not extra:
+        return kwargs
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        from mason.core.errors import ConfigError, Problem
+
+        raise ConfigError([Problem(f"training.trainer_args.{k}", "not a transformers TrainingArguments field")
+                           for k in unknown])
+    return {**kwargs, **extra}
 
 
 class PadCollator:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mason.core import distributed
 from mason.core.console import info, warn
 from mason.core.errors import InputError, MasonError
 from mason.core.hashing import file_sha256
@@ -104,6 +105,8 @@ def _resume_point(ckpt_dir: Path, resuming: bool, history: Path, stage: str) -> 
 
     if not resuming:
         return None
+    if not distributed.is_main():  # the main process cleans up; the others only read
+        return latest_checkpoint(ckpt_dir)
     dropped = drop_incomplete(ckpt_dir)
     if dropped:
         warn(f"dropped half-written checkpoint(s): {', '.join(dropped)}")
@@ -216,7 +219,8 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
     ckpt = _resume_point(ckpt_dir, ctx.resuming, ctx.out_dir / METRICS, stage.name)
     if ckpt:
         info(f"  stage '{stage.name}': resuming from {ckpt.name}")
-    sink = MetricsSink(ctx.log_metric, ctx.out_dir / METRICS, stage.name, prefix)
+    main = distributed.is_main()
+    sink = MetricsSink(ctx.log_metric, ctx.out_dir / METRICS, stage.name, prefix, write=main)
     before = trainable_state(model)
     try:
         trainer = _build(ctx, scfg, model, tok, rows, ckpt_dir, sink, f"training {stage.name}" if prefix else "training")
@@ -225,12 +229,16 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
                                  scfg.type == "sft")
     finally:
         sink.close()
-    weights = _save_outputs(ctx, scfg, trainer.model, tok, stage_dir)
+    weights = stage_dir / ("merged" if scfg.method == "full" else "adapter")
+    if main:
+        _save_outputs(ctx, scfg, trainer.model, tok, stage_dir)
     state = trainer.state
     tokens = int(state.num_input_tokens_seen) or sum(len(r.get("input_ids", ())) for r in rows[0])
     outcome = StageOutcome(stage.name, len(train), len(evals), int(state.global_step), tokens,
                            str(weights.relative_to(ctx.out_dir)), metrics, ckpt.name if ckpt else None)
-    atomic_write_json(stage_dir / DONE, outcome.__dict__)
+    if main:
+        atomic_write_json(stage_dir / DONE, outcome.__dict__)
+    distributed.barrier()  # the next stage (on every process) starts from the weights saved above
     return outcome
 
 
@@ -303,6 +311,12 @@ def run(ctx: TaskContext) -> TaskResult:
     cfg: TrainingConfig = ctx.section
     stages = cfg.stage_list()
     multi = cfg.stages is not None
+    only = (ctx.options.get("select") or {}).get("training")  # `mason run pipeline.yaml training:NAME`
+    if only is not None:
+        names = [s.name for s in stages]
+        stages = stages[: names.index(only) + 1]
+        if len(stages) > 1:
+            info(f"  stage '{only}' (after {', '.join(names[: len(stages) - 1])}, whose weights it starts from)")
     outcomes: list[StageOutcome] = []
     init_from: Path | None = None
     state: dict[str, Any] = {"stages": {}}
@@ -311,13 +325,24 @@ def run(ctx: TaskContext) -> TaskResult:
         done = _load_done(stage_dir) if ctx.resuming else None
         if done is None:
             state["stages"][stage.name] = {"status": "running", "init_from": str(init_from) if init_from else None}
-            atomic_write_json(ctx.out_dir / STATE, state)
+            if distributed.is_main():
+                atomic_write_json(ctx.out_dir / STATE, state)
             if multi:
                 info(f"  stage '{stage.name}'")
             done = run_stage(ctx, cfg, stage, stage_dir, init_from, f"{stage.name}/" if multi else "")
         state["stages"][stage.name] = {"status": "done", "init_from": str(init_from) if init_from else None,
                                        "steps": done.steps, "resumed_from": done.resumed_from}
-        atomic_write_json(ctx.out_dir / STATE, state)
+        if distributed.is_main():
+            atomic_write_json(ctx.out_dir / STATE, state)
         outcomes.append(done)
         init_from = ctx.out_dir / done.weights
+    if not distributed.is_main():  # the main process writes the reports and the task's result
+        return TaskResult(counts={"stages": len(outcomes)}, details={"rank": distributed.rank()})
+    if len(outcomes) < len(cfg.stage_list()):
+        # one stage by name, not the last: the task is not complete; the next run resumes after it
+        return TaskResult(counts={"stages": len(outcomes), "steps": sum(o.steps for o in outcomes)},
+                          metrics={k: v for k, v in outcomes[-1].metrics.items() if not math.isnan(v)},
+                          files=[METRICS, STATE] + [f"stages/{o.name}" for o in outcomes],
+                          details={"version": VERSION, "stages": [o.__dict__ for o in outcomes],
+                                   "stopped_after": outcomes[-1].name}, partial=True)
     return _finish(ctx, cfg, outcomes)

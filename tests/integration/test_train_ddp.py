@@ -92,3 +92,42 @@ def test_two_process_ddp_on_cpu(tmp_path: Path, tiny_model_dir: Path) -> None:
         "rng_state_0.pth", "rng_state_1.pth"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-3", "checkpoint-6"]
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_mason_run_under_a_two_process_launch(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`torchrun --nproc_per_node 2 -m mason run pipeline.yaml training`: both processes train
+    (a 2-stage curriculum: the barrier between stages holds), only the main one writes the
+    workspace (one tracker run, one copy of each metric row), and a second launch is cached."""
+    import sqlite3
+
+    import yaml
+
+    (tmp_path / "data.jsonl").write_text("".join(
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n"
+        for q, a in QA * 4
+    ))
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump({
+        "base_model": str(tiny_model_dir),
+        "training": {"data": "data.jsonl", "batch_size": 4, "lora_r": 8, "learning_rate": 1e-2, "max_length": 128,
+                     "stages": [{"name": "one", "max_steps": 2}, {"name": "two", "max_steps": 2}]},
+    }))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "mason", "run", str(tmp_path / "pipeline.yaml"), "training", "--no-progress"]
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    (task_dir,) = (tmp_path / ".mason/artifacts/training").iterdir()
+    assert json.loads((task_dir / "manifest.json").read_text())["status"] == "complete"
+    for stage in ("one", "two"):
+        assert (task_dir / "stages" / stage / "adapter" / "adapter_model.safetensors").is_file()
+    rows = [json.loads(ln) for ln in (task_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [(r["stage"], r["step"]) for r in rows if r["name"] == "loss"]
+    assert sorted(losses) == [("one", 1), ("one", 2), ("two", 1), ("two", 2)]  # written once, by rank 0
+    with sqlite3.connect(tmp_path / ".mason/mason.db") as db:
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+    again = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "cached" in again.stdout + again.stderr

@@ -333,3 +333,55 @@ def test_training_task_through_the_pipeline(tmp_path, tiny_model_dir, monkeypatc
     assert len(rows) == 4
     again = pipe.run(["training"], show_progress=False)
     assert again.tasks[0].status == "cached"
+
+
+def test_one_stage_by_name_then_the_rest(tmp_path, tiny_model_dir):
+    from mason import Pipeline
+    from mason.core.errors import ConfigError
+
+    write_jsonl(tmp_path / "data.jsonl", chat_rows(8, task="qa") + chat_rows(4, task="other"))
+    pipe = Pipeline.from_dict({"base_model": str(tiny_model_dir), "training": {"data": "data.jsonl", **FAST, "stages": [
+        {"name": "facts", "data": {"task": "qa"}, "max_steps": 3},
+        {"name": "polish", "max_steps": 2},
+    ]}}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="no stage named 'nope'; stages are: facts, polish"):
+        pipe.run(["training:nope"], show_progress=False)
+
+    first = pipe.run(["training:facts"], show_progress=False)
+    (outcome,) = first.tasks
+    assert outcome.status == "partial" and outcome.counts == {"stages": 1, "steps": 3}
+    out = outcome.out_dir
+    assert (out / "stages/facts/adapter").is_dir() and not (out / "stages/polish").exists()
+    facts_done = (out / "stages/facts/done.json").read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "partial"
+
+    rest = pipe.run(["training"], show_progress=False)  # resumes: facts is kept, polish runs
+    assert rest.tasks[0].status == "done" and rest.tasks[0].counts["steps"] == 5
+    assert (out / "stages/facts/done.json").read_text() == facts_done
+    assert json.loads((out / "train_state.json").read_text())["stages"]["polish"]["init_from"].endswith("facts/adapter")
+    assert pipe.run(["training:facts"], show_progress=False).tasks[0].status == "cached"
+
+
+def test_out_of_memory_is_one_clear_error():
+    from mason.core.errors import MasonError
+    from mason.train.stage import _train
+
+    class Trainer:
+        def train(self, resume_from_checkpoint=None):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(MasonError, match="training ran out of memory: CUDA out of memory") as err:
+        _train(Trainer(), None)
+    assert "batch_size" in err.value.hint and "gradient_checkpointing" in err.value.hint
+
+
+def test_trainer_args_pass_through_and_unknown_names_fail(tmp_path):
+    from mason.core.errors import ConfigError
+    from mason.train.sft import trainer_kwargs
+
+    cfg = TrainingConfig(trainer_args={"optim": "adafactor", "ddp_find_unused_parameters": False})
+    kwargs = trainer_kwargs(cfg, tmp_path, has_eval=False, n_rows=8)
+    assert kwargs["optim"] == "adafactor" and kwargs["ddp_find_unused_parameters"] is False
+    with pytest.raises(ConfigError, match=r"training.trainer_args.optimiser: not a transformers TrainingArguments"):
+        trainer_kwargs(TrainingConfig(trainer_args={"optimiser": "x"}), tmp_path, has_eval=False, n_rows=8)
