@@ -51,7 +51,8 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("curate", "curation", deps=("generate",)),
         TaskSpec("training", "training", deps=("generate", "curate"), module="mason.train.stage", uses=("base_model",)),
         TaskSpec("evaluation", "evaluation", deps=("training", "generate"), uses=("base_model",)),
-        TaskSpec("export", "export", deps=("training", "evaluation"), uses=("base_model",)),
+        TaskSpec("export", "export", deps=("training", "evaluation", "generate"), module="mason.export.stage",
+                 uses=("base_model",)),
     )
 }
 
