@@ -26,6 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from mason.cli_report import report_cmd  # noqa: E402 - after the app so the import stays light
+
 app.add_typer(runs_app, name="runs", help="List, show and compare tracked runs (read-only).")
 
 
@@ -159,6 +161,9 @@ def models() -> None:
 app.command("validate", help="Check a dataset file: format errors with line numbers, quality score; --filter.")(
     handles_errors(validate_command)
 )
+
+
+app.command("report", context_settings={"ignore_unknown_options": True})(report_cmd)
 
 
 def main() -> None:
