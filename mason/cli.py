@@ -26,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from mason.cli_chat import chat_command  # noqa: E402 - light: typer, signal, contextlib
 from mason.cli_report import report_cmd  # noqa: E402 - after the app so the import stays light
 
 app.add_typer(runs_app, name="runs", help="List, show and compare tracked runs (read-only).")
@@ -164,6 +165,8 @@ app.command("validate", help="Check a dataset file: format errors with line numb
 
 
 app.command("report", context_settings={"ignore_unknown_options": True})(report_cmd)
+app.command("chat", help="Chat with a model (merged, adapter, GGUF, ONNX, MLX); --prompt for one answer; "
+            "--log saves exchanges as training data.")(handles_errors(chat_command))
 
 
 def main() -> None:
