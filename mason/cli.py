@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from mason import __version__
+from mason.cli_chat import chat_command
+from mason.cli_report import report_cmd
 from mason.cli_runs import runs_app
 from mason.cli_validate import validate_command
 from mason.core.errors import MasonError, TaskNotAvailableError
@@ -26,8 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-from mason.cli_chat import chat_command  # noqa: E402 - light: typer, signal, contextlib
-from mason.cli_report import report_cmd  # noqa: E402 - after the app so the import stays light
 
 app.add_typer(runs_app, name="runs", help="List, show and compare tracked runs (read-only).")
 

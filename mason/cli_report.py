@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 
 from mason.cli_runs import (
-    _RUN_REF_COMMAND,
     DEFAULT_WORKSPACE,
     WorkspaceOpt,
     _check_refs,

@@ -22,7 +22,7 @@ from mason.core.console import info, warn
 from mason.core.errors import InputError, MasonError
 from mason.core.io import atomic_write_json
 from mason.core.task import TaskContext, TaskResult
-from mason.export.base import ExportJob, ExportOutput, ExportVerificationError, get_exporter
+from mason.export.base import ExportJob, ExportVerificationError, get_exporter
 from mason.export.config import ExportConfig
 
 VERSION = "1"

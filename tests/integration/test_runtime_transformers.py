@@ -12,7 +12,6 @@ near-tie can flip a token; the tests pin device="cpu" and dtype="float32" for th
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
