@@ -158,8 +158,13 @@ def run(ctx: TaskContext) -> TaskResult:
         v = entry["verification"]
         if v:
             info(f"  {fmt}: verified in {v['runtime']} (max |logit diff| {v['max_abs_diff']:.3g} <= {v['tolerance']})")
+    extra: dict[str, Any] = {}
+    evaluated = evaluate_exports(ctx, entries) if cfg.evaluate else None  # before publishing: guards apply
+    if evaluated:
+        extra.update(evaluation=evaluated["report"], metrics=evaluated["metrics"])
     published = {fmt: str(_publish(ctx, cfg, fmt)) for fmt in cfg.format}
-    extra = _after_export(ctx, cfg, entries)
+    if cfg.push_to_hub:
+        extra["hub"] = push_to_hub(cfg.push_to_hub, {fmt: ctx.out_dir / fmt for fmt in entries})
     report = {"version": VERSION, "source": str(model_dir), "formats": entries, "published": published, **extra}
     atomic_write_json(ctx.out_dir / REPORT, report)
     metrics: dict[str, float] = {}
@@ -176,12 +181,37 @@ def run(ctx: TaskContext) -> TaskResult:
     )
 
 
-def _after_export(ctx: TaskContext, cfg: ExportConfig, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Hub upload when configured."""
-    out: dict[str, Any] = {}
-    if cfg.push_to_hub:
-        out["hub"] = push_to_hub(cfg.push_to_hub, {fmt: ctx.out_dir / fmt for fmt in entries})
-    return out
+#: formats whose answers can differ from the tuned model's (merged and adapter are the same weights)
+EVALUATED = ("gguf", "onnx", "mlx")
+
+
+def evaluate_exports(ctx: TaskContext, entries: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Answer the evaluation's prompts with each exported model (GGUF, ONNX, MLX) and compare them
+    with the tuned model, in `evaluation/` of this task's folder (the evaluation stage, with the
+    tuned and base answers from its cache). Guards on a format (`model: gguf`) apply here.
+
+    Returns:
+        {"report": path, "metrics": {...}} or None when there is nothing to evaluate.
+    Raises:
+        GuardFailed: a guard on an exported format failed (the report is written first).
+    """
+    import dataclasses
+
+    exported = {fmt: e["path"] for fmt, e in entries.items() if fmt in EVALUATED}
+    if not exported or ctx.pipeline.evaluation is None or "evaluation" not in ctx.inputs:
+        return None
+    from mason.evaluate.stage import run as evaluate
+
+    info(f"  evaluating the exports ({', '.join(exported)}) on the evaluation's prompts")
+    sub = dataclasses.replace(
+        ctx, task="evaluation", section=ctx.pipeline.evaluation, out_dir=ctx.out_dir / "evaluation",
+        inputs={k: v for k, v in ctx.inputs.items() if k != "evaluation"}, resuming=False,
+        options={**ctx.options, "exported_models": exported},
+    )
+    sub.out_dir.mkdir(parents=True, exist_ok=True)
+    result = evaluate(sub)
+    keep = {k: v for k, v in result.metrics.items() if k.split(".")[0] in exported}
+    return {"report": "evaluation/eval_report.html", "metrics": keep}
 
 
 def push_to_hub(repo: str, folders: dict[str, Path]) -> dict[str, str]:

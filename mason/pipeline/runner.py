@@ -299,6 +299,11 @@ class Runner:
         except BaseException as e:
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
             error = str(e) if isinstance(e, MasonError) else "".join(traceback.format_exception_only(e)).strip()
+            partial = getattr(e, "result", None)  # a stage that failed on its verdict (e.g. a guard) after measuring
+            if isinstance(partial, TaskResult):
+                self._record(item, partial, tracker, run_id)
+                manifest.update(counts=partial.counts, metrics=partial.metrics, files=partial.files,
+                                details=partial.details)
             manifest.update(status=status, error=error, timings=self._timings(manifest, started))
             self.workspace.write_manifest(name, key, manifest)
             tracker.end_task(exec_id, status, None, error)

@@ -50,7 +50,8 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("generate", "synthetic_data", deps=("ingest",), module="mason.generate.stage"),
         TaskSpec("curate", "curation", deps=("generate",)),
         TaskSpec("training", "training", deps=("generate", "curate"), module="mason.train.stage", uses=("base_model",)),
-        TaskSpec("evaluation", "evaluation", deps=("training", "generate"), uses=("base_model",)),
+        TaskSpec("evaluation", "evaluation", deps=("training", "generate", "ingest"), module="mason.evaluate.stage",
+                 uses=("base_model",)),
         TaskSpec("export", "export", deps=("training", "evaluation", "generate"), module="mason.export.stage",
                  uses=("base_model",)),
     )

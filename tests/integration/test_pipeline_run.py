@@ -105,10 +105,10 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path):
 
 def test_unavailable_task_is_refused_before_any_work(demo):
     pipeline = demo / "pipeline.yaml"
-    pipeline.write_text(pipeline.read_text() + "\nevaluation:\n  compare_base: false\n")
+    pipeline.write_text(pipeline.read_text() + "\ncuration:\n  interactive: false\n")
     proc = mason("run", str(pipeline))
     assert proc.returncode == 2
-    assert "not available" in proc.stderr and "evaluation" in proc.stderr
+    assert "not available" in proc.stderr and "curate" in proc.stderr
     assert not (demo / ".mason").exists()
     dry = mason("run", str(pipeline), "--dry-run")
     assert dry.returncode == 2 and "not available yet" in dry.stdout

@@ -313,14 +313,9 @@ def test_resume_after_kill_9_gives_the_same_weights(tmp_path, tiny_model_dir):
 
 
 def test_training_task_through_the_pipeline(tmp_path, tiny_model_dir, monkeypatch):
-    import dataclasses
     import sqlite3
 
     from mason import Pipeline
-    from mason.pipeline.tasks import TASKS
-
-    # until the task graph points at the stage, point it there for this test only
-    monkeypatch.setitem(TASKS, "training", dataclasses.replace(TASKS["training"], module="mason.train.stage"))
 
     write_jsonl(tmp_path / "data.jsonl", chat_rows(8, n_eval=2))
     pipe = Pipeline.from_dict({"base_model": str(tiny_model_dir), "training": {"data": "data.jsonl", "max_steps": 4,

@@ -1,0 +1,58 @@
+"""generate → training → evaluation through `mason.api.Pipeline`, on the quickstart project and the tiny
+model: the runner's context (inputs, cache folder) is what the stage expects, metrics reach the tracker,
+and a second run is cached."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.demo import init_demo
+
+pytestmark = pytest.mark.slow
+
+EVALUATION = """
+evaluation:
+  metrics: [rougeL, bleu, chrf, exact_match, char_f1]
+  max_samples: 8
+  max_new_tokens: 24
+  batch_size: 8
+  guards:
+    - {metric: rougeL, min: 0.0}
+    - {metric: latency_p95, max: 600}
+"""
+
+
+def test_generate_train_evaluate(tmp_path, tiny_model_dir):
+    from mason.api import Pipeline
+
+    pipeline = init_demo(tmp_path / "demo", training=True)
+    text = pipeline.read_text().replace("base_model: smollm2-135m-instruct", f"base_model: {tiny_model_dir}")
+    text = "\n".join("  max_steps: 24" if line.startswith("  max_steps:") else line for line in text.splitlines())
+    pipeline.write_text(text + "\n" + EVALUATION)
+
+    summary = Pipeline.from_yaml(pipeline).run(show_progress=False)
+    assert [t.name for t in summary.tasks] == ["ingest", "generate", "training", "evaluation"]
+    evaluation = summary.outcome("evaluation")
+    folder = Path(evaluation.out_dir)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["details"]["status"] == "pass"
+    report = json.loads((folder / "eval_report.json").read_text())
+    generate = json.loads((Path(summary.outcome("generate").out_dir) / "manifest.json").read_text())
+    assert report["data"]["train_rows"] == generate["counts"]["train"]
+    assert report["data"]["available"] == generate["counts"]["eval"]
+    assert report["data"]["evaluated"] == min(8, generate["counts"]["eval"])
+    assert report["data"]["split"] == generate["details"]["split"]
+    assert report["data"]["with_source_passage"] == report["data"]["evaluated"]  # chunks found via generate
+    assert report["models"]["tuned"]["model"]["format"] == "adapter"
+    assert (folder / "eval_report.html").is_file()
+
+    with sqlite3.connect(tmp_path / "demo" / ".mason" / "mason.db") as db:
+        names = {r[0] for r in db.execute("SELECT name FROM metrics WHERE task = 'evaluation'")}
+    assert {"tuned.rougeL", "base.rougeL", "delta.rougeL", "tuned.latency_p95", "tuned.perplexity"} <= names
+
+    again = Pipeline.from_yaml(pipeline).run(show_progress=False)
+    assert again.outcome("evaluation").status == "cached"
