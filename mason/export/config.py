@@ -34,8 +34,13 @@ class ExportConfig(Section):
         "q8_0", description="GGUF outtype: `f32`, `f16`, `bf16`, `q8_0`, `q4_0`, or a K-quant such as `q4_k_m` "
         "(K-quants need the `llama` extra)."
     )
-    onnx_precision: Literal["fp32", "fp16", "int4"] = Field("fp32", description="ONNX weights precision.")
+    onnx_precision: Literal["fp32", "int8", "int4"] = Field(
+        "fp32", description="ONNX weights precision (onnxruntime-genai's builder; its fp16 CPU graph does not load)."
+    )
     mlx_quantize: Literal[4, 8] | None = Field(None, description="Quantize MLX weights to 4 or 8 bits.")
+    verify_tolerance: float | None = Field(
+        None, gt=0, description="Override the verification's logit tolerance (default: per dtype/quantization)."
+    )
     system_prompt: str | None = Field(None, description="System prompt written into the Ollama Modelfile.")
     verify: bool = Field(True, description="Load each export in its runtime and compare with the PyTorch model.")
     verify_prompts: list[str] = Field(
