@@ -30,7 +30,14 @@ import numpy as np
 
 from mason.core.errors import MasonError
 from mason.export.base import ExportJob, ExportOutput, ExportVerificationError
-from mason.export.verify import TOLERANCES, Reference, compare, reference_outputs, render_ids, summarize
+from mason.export.verify import (
+    TOLERANCES,
+    Reference,
+    compare,
+    reference_outputs,
+    render_ids,
+    summarize,
+)
 
 #: precisions the builder can target on the CPU execution provider; fp16/bf16 graphs are built
 #: but onnxruntime's CPU kernels fail on them (measured: buffer shape mismatch in a Cast node)

