@@ -26,32 +26,13 @@ from mason.export.verify import (
     summarize,
 )
 
-#: tolerances of the outtypes TOLERANCES does not list (max |logit diff|, centred)
-EXTRA_TOLERANCES: dict[str, float] = {
-    "q2_k": 12.0, "q3_k_s": 8.0, "q3_k_m": 8.0, "q3_k_l": 8.0, "q4_k_s": 5.0, "q5_k_s": 3.0,
-    "q5_0": 3.0, "q5_1": 3.0,
-}
-
-#: floors for quantized files run in llama.cpp, which also quantizes the activations of its
-#: quantized matmuls to 8 bits. Measured on SmolLM2-135M (6 prompts, max over prompts): q8_0 0.83,
-#: q6_k 1.61, q5_k_m 3.70, q4_k_m 2.92, q4_0 7.92; llama.cpp's own quantizer gives the same q8_0
-#: and q4_0 numbers from the same f32 GGUF, so they are the quantization's, not the exporter's.
-#: (SmolLM2's weights are dequantized Q4_1, which is why q5_k_m does no better than q4_k_m.)
-LLAMA_CPP_TOLERANCES: dict[str, float] = {
-    "q8_0": 1.5, "q6_k": 2.5, "q5_k_m": 5.0, "q5_k_s": 5.0, "q5_0": 5.0, "q5_1": 5.0,
-    "q4_k_m": 5.0, "q4_k_s": 6.0, "q4_0": 10.0, "q4_1": 10.0,
-}
-
 #: greedy tokens compared per prompt
 MAX_NEW_TOKENS = 16
 
 
 def tolerance(outtype: str) -> float:
-    """The max |logit difference| a GGUF export in `outtype` may show: verify.TOLERANCES, raised
-    to the measured llama.cpp floors for quantized types (the weights alone already cost SmolLM2
-    0.47 at q8_0 in transformers' dequantized loader, close to TOLERANCES' 0.5)."""
-    base = TOLERANCES.get(outtype, EXTRA_TOLERANCES.get(outtype, 5.0))
-    return max(base, LLAMA_CPP_TOLERANCES.get(outtype, 0.0))
+    """The max |logit difference| a GGUF export in `outtype` may show (`verify.TOLERANCES`, measured)."""
+    return TOLERANCES.get(outtype, 5.0)
 
 
 def check_structure(path: Path, model_dir: Path) -> dict[str, Any]:

@@ -13,12 +13,19 @@ from typing import Any
 
 import numpy as np
 
-#: default max |logit difference| (after centering on the mean logit) per exported dtype
+#: default max |logit difference| (after centering on the mean logit) per exported dtype.
+#: Quantized types are measured on SmolLM2-135M (max over prompts): GGUF in llama.cpp (which also
+#: quantizes activations in its quantized matmuls) q8_0 0.83, q6_k 1.61, q5_k_m 3.70, q4_k_m 2.92,
+#: q4_0 7.92 — llama.cpp's own quantizer gives the same q8_0 and q4_0 numbers from the same f32 file;
+#: ONNX int8 1.12, int4 9.3; MLX 8-bit 0.55, 4-bit 8.1. The whole-vocabulary max is dominated by
+#: the noisy tail of unlikely tokens, hence the margins; top-1 agreement is checked besides.
 TOLERANCES: dict[str, float] = {
     "f32": 1e-3, "fp32": 1e-3, "float32": 1e-3,
-    "f16": 5e-2, "fp16": 5e-2, "bf16": 2e-1,
-    "q8_0": 5e-1, "int8": 5e-1,
-    "q4_0": 3.0, "q4_1": 3.0, "q4_k_m": 3.0, "q5_k_m": 2.0, "q6_k": 1.0, "int4": 3.0,
+    "f16": 5e-2, "fp16": 5e-2, "float16": 5e-2, "bf16": 2e-1, "bfloat16": 2e-1,
+    "q8_0": 1.5, "int8": 1.5, "q6_k": 2.5,
+    "q5_k_m": 5.0, "q5_k_s": 5.0, "q5_0": 5.0, "q5_1": 5.0, "q4_k_m": 5.0, "q4_k_s": 6.0,
+    "q4_0": 10.0, "q4_1": 10.0, "int4": 12.0,
+    "q3_k_s": 12.0, "q3_k_m": 12.0, "q3_k_l": 12.0, "q2_k": 15.0,
 }
 
 
