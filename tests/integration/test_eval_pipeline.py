@@ -26,13 +26,40 @@ evaluation:
 """
 
 
+def _project(tmp_path: Path, model: Path, evaluation: str, export: str = "") -> Path:
+    """The quickstart project on the tiny model, with these evaluation (and export) sections."""
+    pipeline = init_demo(tmp_path / "demo", training=True)
+    text = pipeline.read_text().split("\n# Task `evaluation`", 1)[0]
+    text = text.replace("base_model: smollm2-135m-instruct", f"base_model: {model}")
+    text = "\n".join("  max_steps: 24" if line.startswith("  max_steps:") else line for line in text.splitlines())
+    pipeline.write_text(text + "\n" + evaluation + export)
+    return pipeline
+
+
+def test_a_failed_guard_exits_4_and_export_does_not_run(tmp_path, tiny_model_dir):
+    import subprocess
+    import sys
+
+    guard = EVALUATION.replace("{metric: rougeL, min: 0.0}", "{metric: rougeL, min: 2.0}")
+    pipeline = _project(tmp_path, tiny_model_dir, guard, "export:\n  format: merged\n")
+    proc = subprocess.run([sys.executable, "-m", "mason", "run", str(pipeline), "--no-progress"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert "rougeL" in proc.stderr and "evaluation.guards" in proc.stderr
+    workspace = tmp_path / "demo" / ".mason"
+    assert not (workspace / "artifacts" / "export").exists() and not (tmp_path / "demo" / "exports").exists()
+    (folder,) = (workspace / "artifacts" / "evaluation").iterdir()
+    assert (folder / "eval_report.html").is_file()  # the report is written before the guard fails
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "failed"
+    with sqlite3.connect(workspace / "mason.db") as db:  # the failed run's metrics are tracked
+        names = {r[0] for r in db.execute("SELECT name FROM metrics WHERE task = 'evaluation'")}
+    assert "tuned.rougeL" in names
+
+
 def test_generate_train_evaluate(tmp_path, tiny_model_dir):
     from mason.api import Pipeline
 
-    pipeline = init_demo(tmp_path / "demo", training=True)
-    text = pipeline.read_text().replace("base_model: smollm2-135m-instruct", f"base_model: {tiny_model_dir}")
-    text = "\n".join("  max_steps: 24" if line.startswith("  max_steps:") else line for line in text.splitlines())
-    pipeline.write_text(text + "\n" + EVALUATION)
+    pipeline = _project(tmp_path, tiny_model_dir, EVALUATION)
 
     summary = Pipeline.from_yaml(pipeline).run(show_progress=False)
     assert [t.name for t in summary.tasks] == ["ingest", "generate", "training", "evaluation"]
