@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mason.core.errors import InputError
+from mason.core.errors import InputError, MasonError
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,15 @@ class Runtime(ABC):
 
     def close(self) -> None:
         """Free the model (optional)."""
+
+
+def require(module: str, extra: str) -> Any:
+    """Import `module`, or raise MasonError with `pip install "mason[extra]"` when it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MasonError(f"this runtime needs {module}, which is not installed",
+                         hint=f'pip install "mason[{extra}]"') from None
 
 
 #: format name -> "module:Class" of its runtime (imported only when opened)

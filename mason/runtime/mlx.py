@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from mason.core.errors import InputError, MasonError
-from mason.runtime.base import GenerationParams, Runtime
-from mason.runtime.onnx import require, stop_ids
+from mason.runtime.base import GenerationParams, Runtime, require
+from mason.runtime.onnx import stop_ids
 
 
 def mlx_prompt_ids(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:

@@ -8,26 +8,16 @@ the reference saw; onnxruntime-genai's tokenizer stream turns generated ids back
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mason.core.errors import InputError, MasonError
-from mason.runtime.base import GenerationParams, Runtime
+from mason.runtime.base import GenerationParams, Runtime, require
 
 #: end-of-turn markers that stop an answer when the chat template uses them
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>")
-
-
-def require(module: str, extra: str) -> Any:
-    """Import `module`; MasonError with `pip install "mason[extra]"` when it is missing."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MasonError(f"this runtime needs {module}, which is not installed",
-                         hint=f'pip install "mason[{extra}]"') from None
 
 
 def stop_ids(tokenizer: Any, extra: list[int] | tuple[int, ...] = ()) -> set[int]:

@@ -18,21 +18,11 @@ from typing import Any
 
 from mason.core.console import warn
 from mason.core.errors import InputError, MasonError, ModelNotFoundError
-from mason.runtime.base import GenerationParams, GenerationResult, Runtime
+from mason.runtime.base import GenerationParams, GenerationResult, Runtime, require
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 DEFAULT_PARAMS = GenerationParams()
-
-
-def _require(module: str, extra: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MasonError(f"the transformers runtime needs {module}, which is not installed",
-                         hint=f"pip install 'mason[{extra}]'") from None
 
 
 def pick_device(device: str | None = None) -> str:
@@ -122,8 +112,8 @@ class TransformersRuntime(Runtime):
             raise InputError(f"the transformers runtime loads merged or adapter folders, not {format!r}")
         if options:
             warn(f"transformers runtime: ignoring options {', '.join(sorted(options))}")
-        _require("torch", "models")
-        transformers = _require("transformers", "models")
+        require("torch", "models")
+        transformers = require("transformers", "models")
         self.format, self.path = format, Path(path).expanduser()
         self.device = pick_device(device)
         self.dtype = _pick_dtype(dtype, self.device)
@@ -147,7 +137,7 @@ class TransformersRuntime(Runtime):
         with _quiet_loading():
             model = self._load(lambda: transformers.AutoModelForCausalLM.from_pretrained(source, **kw), source)
             if format == "adapter":
-                peft = _require("peft", "train")
+                peft = require("peft", "train")
                 model = self._load(lambda: peft.PeftModel.from_pretrained(model, str(self.path)), str(self.path))
         self.model = model.to(self.device).eval()
         self.tokenizer = tok
