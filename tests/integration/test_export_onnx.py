@@ -16,6 +16,7 @@ pytest.importorskip("transformers")
 
 from mason.core.errors import MasonError
 from mason.export.base import ExportJob, ExportVerificationError, get_exporter
+from mason.export.verify import TOLERANCES
 from mason.runtime import GenerationParams, detect_format, open_runtime
 
 pytestmark = pytest.mark.slow
@@ -90,7 +91,7 @@ def test_int4_exports_smaller_and_verifies(tiny_model_dir: Path, tmp_path: Path,
     job, output = _export(tiny_model_dir, tmp_path / "int4", "int4")
     assert output.details["onnx_bytes"] < fp32[1].details["onnx_bytes"] / 2
     result = get_exporter("onnx").verify(job, output)
-    assert result["passed"] and result["tolerance"] == 3.0
+    assert result["passed"] and result["tolerance"] == TOLERANCES["int4"]
     assert 0 < result["max_abs_diff"] < 3.0  # really quantized, within the int4 tolerance
     runtime = open_runtime(job.out_dir)
     answer = runtime.generate(PROMPTS[0], GenerationParams(max_tokens=6))
