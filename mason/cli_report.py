@@ -27,12 +27,15 @@ REPORTS = ("train_report", "eval_report", "export_report")
 
 
 def find_reports(artifact_dir: Path) -> list[dict[str, Any]]:
-    """The reports in one task execution's folder (and its curriculum stages' folders).
+    """The reports in one task execution's folder (its curriculum stages' and, for export, the
+    exports' evaluation folders too).
 
     Returns:
         [{"name", "folder", "json", "md", "html"}] with paths that exist (others None).
     """
     folders = [artifact_dir] + sorted(p for p in (artifact_dir / "stages").glob("*") if p.is_dir())
+    if (artifact_dir / "evaluation").is_dir():  # the export task's evaluation of the exported models
+        folders.append(artifact_dir / "evaluation")
     found = []
     for folder in folders:
         for stem in REPORTS:

@@ -55,7 +55,8 @@ def workspace_from_option(path: Path) -> Path:
     """The workspace folder that a `--workspace` value names.
 
     A pipeline YAML file (`.yaml`/`.yml`) names the `.mason` folder beside it, a tracker
-    database file names its folder, anything else is the workspace itself. The YAML is not
+    database file names its folder, a project folder holding a `.mason` workspace (and no
+    tracker of its own) names that, anything else is the workspace itself. The YAML is not
     read here; the CLI may replace this function (`cli_runs.workspace_from_option = f`) with
     one that honours a pipeline's `workspace:` section, and the commands pick it up.
 
@@ -66,6 +67,8 @@ def workspace_from_option(path: Path) -> Path:
         return path.parent / DEFAULT_WORKSPACE
     if path.suffix == ".db" and path.is_file():
         return path.parent
+    if path.is_dir() and not (path / "mason.db").is_file() and (path / DEFAULT_WORKSPACE).is_dir():
+        return path / DEFAULT_WORKSPACE  # a project folder: its workspace beside its pipeline.yaml
     return path
 
 
