@@ -204,7 +204,9 @@ def evaluate_exports(ctx: TaskContext, entries: dict[str, dict[str, Any]]) -> di
 
     info(f"  evaluating the exports ({', '.join(exported)}) on the evaluation's prompts")
     sub = dataclasses.replace(
-        ctx, task="evaluation", section=ctx.pipeline.evaluation, out_dir=ctx.out_dir / "evaluation",
+        # perplexity is the evaluation task's (exports have none); answers of tuned/base come from its cache
+        ctx, task="evaluation", section=ctx.pipeline.evaluation.model_copy(update={"perplexity": False}),
+        out_dir=ctx.out_dir / "evaluation",
         inputs={k: v for k, v in ctx.inputs.items() if k != "evaluation"}, resuming=False,
         options={**ctx.options, "exported_models": exported},
     )
