@@ -27,15 +27,9 @@ DEFAULT_PARAMS = GenerationParams()
 
 def pick_device(device: str | None = None) -> str:
     """`device` when given, else "cuda" when available, else "mps", else "cpu"."""
-    import torch
+    from mason.models.device import device_kind
 
-    if device:
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return device_kind(device)
 
 
 def _pick_dtype(dtype: Any, device: str) -> Any:

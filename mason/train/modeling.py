@@ -13,18 +13,8 @@ from typing import Any
 
 from mason.core.errors import MasonError
 from mason.models.config import BaseModelConfig
+from mason.models.device import device_kind
 from mason.train.config import TrainingConfig
-
-
-def device_kind() -> str:
-    """"cuda", "mps" or "cpu": where training runs (the Trainer picks the same device)."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def model_source(base: BaseModelConfig, base_dir: Path) -> str:
