@@ -14,12 +14,12 @@ from typing import Any
 
 from mason.core.io import atomic_write_json, atomic_write_text
 from mason.train.report import (
-    _CSS,
+    CSS,
     ChartsUnavailable,
-    _json_safe,
-    _md_table,
-    _num,
-    _summary_rows,
+    json_safe,
+    md_table,
+    num,
+    summary_rows,
 )
 
 REPORT_FILES = {"json": "eval_report.json", "markdown": "eval_report.md", "html": "eval_report.html"}
@@ -50,8 +50,8 @@ def _findings(report: dict) -> list[dict[str, str]]:
     if c and tuned is not None and base is not None:
         better = tuned > base
         out.append({"level": "ok" if better else "warn",
-                    "text": f"Tuned {'beats' if better else 'does not beat'} base on {primary}: {_num(tuned)} vs "
-                            f"{_num(base)} ({tuned - base:+.4g}); {c['wins']} wins, {c['losses']} losses, "
+                    "text": f"Tuned {'beats' if better else 'does not beat'} base on {primary}: {num(tuned)} vs "
+                            f"{num(base)} ({tuned - base:+.4g}); {c['wins']} wins, {c['losses']} losses, "
                             f"{c['ties']} ties over {c['compared']} rows."})
     for g in report["guards"]:
         out.append({"level": "ok" if g["passed"] else "fail", "text": f"Guard: {g['text']}."})
@@ -63,7 +63,7 @@ def _findings(report: dict) -> list[dict[str, str]]:
                     "text": f"Contamination: {n} of {total} eval questions share a run of {cont.get('n', 8)} words "
                             "with the training data (or repeat a training question)." + (" Their scores may be optimistic." if n else "")})
     out.append({"level": "ok", "text": f"Evaluated {data['evaluated']} held-out rows (of {data['available']}); "
-                f"the training set has {_num(data.get('train_rows'))} rows. No training row is evaluated."})
+                f"the training set has {num(data.get('train_rows'))} rows. No training row is evaluated."})
     judge = report.get("judge")
     if judge:
         unscored = sum(v for per in judge["unscored"].values() for v in per.values())
@@ -96,7 +96,7 @@ def build_report(*, summary: dict, data: dict, decoding: dict, models: dict[str,
     }
     report["status"] = "fail" if any(not g["passed"] for g in guards) else "pass"
     report["findings"] = _findings(report)
-    return _json_safe(report)
+    return json_safe(report)
 
 
 # --------------------------------------------------------------------------- tables
@@ -115,13 +115,13 @@ def metric_table(report: dict) -> tuple[list[str], list[list[str]]]:
         vals = {m: report["models"][m]["metrics"].get(name) for m in models}
         if all(v is None for v in vals.values()):
             continue
-        row = [name + UNITS.get(name, "")] + [_num(vals[m]) for m in ("base", "tuned") if m in models]
+        row = [name + UNITS.get(name, "")] + [num(vals[m]) for m in ("base", "tuned") if m in models]
         if "base" in models and "tuned" in models:
             d = report["delta"].get("base", {}).get(name)
             row.append("–" if d is None else f"{d:+.4g}")
         for e in exports:
             d = report["delta"].get(e, {}).get(name)
-            row.append(_num(vals[e]) + ("" if d is None else f" ({d:+.3g})"))
+            row.append(num(vals[e]) + ("" if d is None else f" ({d:+.3g})"))
         rows.append(row)
     return head, rows
 
@@ -129,11 +129,11 @@ def metric_table(report: dict) -> tuple[list[str], list[list[str]]]:
 def _data_rows(report: dict) -> list[tuple[str, str]]:
     data = dict(report["data"])
     cont = data.pop("contamination", None) or {}
-    rows = _summary_rows({k: v for k, v in data.items() if k != "split"})
-    rows += _summary_rows(data.get("split") or {}, prefix="generated split / ")
+    rows = summary_rows({k: v for k, v in data.items() if k != "split"})
+    rows += summary_rows(data.get("split") or {}, prefix="generated split / ")
     if cont:
         text = (f"{cont.get('contaminated', 0)} of {cont.get('eval_questions', 0)} eval questions "
-                f"({_num(100 * (cont.get('share') or 0))} %) share a run of {cont.get('n', 8)} words with training rows")
+                f"({num(100 * (cont.get('share') or 0))} %) share a run of {cont.get('n', 8)} words with training rows")
         rows.append(("contamination", text))
     return rows
 
@@ -147,7 +147,7 @@ def _judge_rows(report: dict) -> list[list[str]]:
         for m in judge["models"]:
             v = report["models"].get(m, {}).get("metrics", {}).get(f"judge.{r['name']}")
             unscored = judge["unscored"].get(m, {}).get(r["name"], 0)
-            cells.append(_num(v) + (f" ({unscored} unscored)" if unscored else ""))
+            cells.append(num(v) + (f" ({unscored} unscored)" if unscored else ""))
         rows.append(cells)
     return rows
 
@@ -166,9 +166,9 @@ def _worst_table(report: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for w in report["worst_rows"]:
         row = [str(w["index"] + 1), _clip(w["question"]), _clip(w["reference"]), _clip(w["tuned"]),
-               _num(w.get(f"tuned_{primary}"))]
+               num(w.get(f"tuned_{primary}"))]
         if has_base:
-            row += [_clip(w.get("base")), _num(w.get(f"base_{primary}"))]
+            row += [_clip(w.get("base")), num(w.get(f"base_{primary}"))]
         rows.append(row)
     return head, rows
 
@@ -183,15 +183,15 @@ def render_markdown(report: dict, charts: list[str]) -> str:
     parts = [f"# Evaluation report: {report['summary'].get('name') or 'evaluation'}", "",
              f"**Status: {report['status'].upper()}**", "", "## Findings", ""]
     parts += [f"- **{f['level'].upper()}** {f['text']}" for f in report["findings"]]
-    parts += ["", "## Summary", "", _md_table(["field", "value"], _summary_rows(report["summary"]))]
-    parts += ["", "## Data", "", _md_table(["field", "value"], _data_rows(report))]
+    parts += ["", "## Summary", "", md_table(["field", "value"], summary_rows(report["summary"]))]
+    parts += ["", "## Data", "", md_table(["field", "value"], _data_rows(report))]
     head, rows = metric_table(report)
-    parts += ["", "## Metrics", "", _md_table(head, rows)]
+    parts += ["", "## Metrics", "", md_table(head, rows)]
     if report["judge"]:
         j = report["judge"]
         parts += ["", "## LLM judge", "", f"Judge: `{j['model']}`", "",
-                  _md_table(["rubric"] + j["models"], _judge_rows(report))]
-    parts += ["", "## Decoding", "", _md_table(["setting", "value"], _summary_rows(report["decoding"]))]
+                  md_table(["rubric"] + j["models"], _judge_rows(report))]
+    parts += ["", "## Decoding", "", md_table(["setting", "value"], summary_rows(report["decoding"]))]
     if charts:
         parts += ["", "## Charts", ""]
         parts += [f"![{CHARTS[Path(c).stem][0]}]({c})\n\n_{CHARTS[Path(c).stem][1]}_\n" for c in charts]
@@ -199,7 +199,7 @@ def render_markdown(report: dict, charts: list[str]) -> str:
         parts += ["", f"_Charts skipped: {report['charts_note']}_"]
     if report["worst_rows"]:
         head, rows = _worst_table(report)
-        parts += ["", f"## Worst rows (lowest tuned {report['comparison']['primary']})", "", _md_table(head, rows)]
+        parts += ["", f"## Worst rows (lowest tuned {report['comparison']['primary']})", "", md_table(head, rows)]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -270,11 +270,11 @@ def render_html(report: dict, charts: list[Path]) -> str:
              for row in metric_rows]
     return jinja2.Environment(autoescape=True).from_string(_HTML).render(
         title=report["summary"].get("name") or "evaluation", status=report["status"], findings=report["findings"],
-        summary=_summary_rows(report["summary"]), data=_data_rows(report), metric_head=metric_head,
+        summary=summary_rows(report["summary"]), data=_data_rows(report), metric_head=metric_head,
         metric_rows=cells, judge=report["judge"],
         judge_rows=_judge_rows(report) if report["judge"] else [], charts=embedded,
         charts_note=report.get("charts_note"), worst_head=worst_head, worst_rows=worst_rows,
-        primary=report["comparison"]["primary"], decoding=_summary_rows(report["decoding"]), css=_CSS + _EXTRA_CSS,
+        primary=report["comparison"]["primary"], decoding=summary_rows(report["decoding"]), css=CSS + _EXTRA_CSS,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from mason.core.io import atomic_write_bytes
 from mason.train.report import DPI, ChartsUnavailable
-from mason.train.report_charts import _legend, _new_axes
+from mason.train.report_charts import legend, new_axes
 
 #: metrics on other scales than 0-1 (seconds, tokens/s, perplexity): never drawn as bars
 NOT_BARS = {"perplexity", "latency_p50", "latency_p95", "latency_mean", "tokens_per_second"}
@@ -57,7 +57,7 @@ def _metric_bars(report: dict) -> Any:
         and any(report["models"][m]["metrics"].get(n) is not None for m in models)]
     if not names or not models:
         return None
-    fig, ax = _new_axes("Metrics per model", "score (0-1)")
+    fig, ax = new_axes("Metrics per model", "score (0-1)")
     ax.set_xlabel("")
     width = 0.8 / len(models)
     for j, m in enumerate(models):
@@ -70,7 +70,7 @@ def _metric_bars(report: dict) -> Any:
     ax.set_ylim(0, 1.08)
     ax.grid(True, axis="y", alpha=0.3)
     ax.grid(False, axis="x")
-    _legend(ax)
+    legend(ax)
     return fig
 
 
@@ -92,7 +92,7 @@ def _primary_chart(report: dict) -> Any:
         ax.hist(values, bins=bins, histtype="step", lw=2, color=color(m, models), label=m)
     ax.set_title(f"Per-row {primary}", fontsize=12, loc="left")
     ax.set(xlabel=primary, ylabel="rows", xlim=(0, 1))
-    _legend(ax)
+    legend(ax)
     if pair:
         ax = axes[1]
         pts = [(b, t) for b, t in zip(dist["base"][primary], dist["tuned"][primary], strict=False)
@@ -131,7 +131,7 @@ def _judge_chart(report: dict) -> Any:
         ax.set_xlabel("score")
         ax.grid(False, axis="x")
     axes[0].set_ylabel("answers")
-    _legend(axes[-1])
+    legend(axes[-1])
     return fig
 
 
@@ -143,7 +143,7 @@ def _latency_chart(report: dict) -> Any:
     every = [v for m in models for v in _finite(dist[m]["latency"])]
     lo, hi = min(every), max(every)
     bins = [lo + (hi - lo) * i / 20 for i in range(21)] if hi > lo else 10
-    fig, ax = _new_axes("Seconds per answer", "answers")
+    fig, ax = new_axes("Seconds per answer", "answers")
     ax.set_xlabel("seconds (a batch's time shared between its rows)")
     for m in models:
         p95 = report["models"][m]["metrics"].get("latency_p95")
@@ -152,7 +152,7 @@ def _latency_chart(report: dict) -> Any:
         ax.hist(_finite(dist[m]["latency"]), bins=bins, histtype="step", lw=2, color=color(m, models), label=label)
         if p95 is not None:
             ax.axvline(p95, color=color(m, models), ls="--", lw=1.2)
-    _legend(ax)
+    legend(ax)
     return fig
 
 

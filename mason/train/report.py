@@ -153,7 +153,7 @@ def _pct(new: float, old: float) -> float:
     return (new - old) / abs(old) * 100.0 if old else math.inf if new > old else 0.0
 
 
-def _num(v: float | None) -> str:
+def num(v: float | None) -> str:
     """A value for people: counts with thousands separators, else 4 significant digits (scientific if tiny)."""
     if v is None:
         return "–"
@@ -195,7 +195,7 @@ def _loss_verdict(points: Series) -> Verdict:
     w = max(1, min(50, len(points) // 10))
     first, last = statistics.fmean(x for _, x in points[:w]), statistics.fmean(x for _, x in points[-w:])
     change = _pct(last, first)
-    how = f"{_num(first)} → {_num(last)}" + (f", mean of the first/last {w} values" if w > 1 else "")
+    how = f"{num(first)} → {num(last)}" + (f", mean of the first/last {w} values" if w > 1 else "")
     if change > 0:
         return v("warn", f"Training loss rose {change:.1f}% ({how}): the model did not learn; "
                          "lower the learning rate or check the data.")
@@ -215,13 +215,13 @@ def _eval_verdict(points: Series) -> Verdict | None:
     best_step, best = min(points, key=lambda p: p[1])
     last_step, last = points[-1]
     rise = _pct(last, best)
-    text = f"Best eval loss {_num(best)} at step {best_step} (perplexity {_num(_perplexity(best))})"
+    text = f"Best eval loss {num(best)} at step {best_step} (perplexity {num(_perplexity(best))})"
     if rise >= OVERFIT_RISE * 100:
-        return Verdict("warn", f"{text}, but it ended {rise:.1f}% higher ({_num(last)} at step {last_step}): "
+        return Verdict("warn", f"{text}, but it ended {rise:.1f}% higher ({num(last)} at step {last_step}): "
                                f"the model is overfitting; stop early at step {best_step} (keep that checkpoint, "
                                "or train fewer epochs).", "best_eval")
     if last_step != best_step:
-        text += f"; final {_num(last)} at step {last_step} ({rise:+.1f}%)"
+        text += f"; final {num(last)} at step {last_step} ({rise:+.1f}%)"
     return Verdict("ok", text + ".", "best_eval")
 
 
@@ -242,16 +242,16 @@ def _grad_verdicts(points: Series) -> list[Verdict]:
     top_step, top = max(good, key=lambda p: p[1])
     spikes = [s for s, x in good if median > 0 and x > SPIKE_FACTOR * median]
     if spikes:
-        add("warn", f"{len(spikes)} grad-norm spike(s) above {SPIKE_FACTOR:g}× the median ({_num(median)}); "
-                    f"largest {_num(top)} at step {top_step} ({top / median:.0f}×): "
+        add("warn", f"{len(spikes)} grad-norm spike(s) above {SPIKE_FACTOR:g}× the median ({num(median)}); "
+                    f"largest {num(top)} at step {top_step} ({top / median:.0f}×): "
                     "consider a lower learning rate or gradient clipping.")
     # the last quarter: gradients that die out late still stall the end of the run
     tail_median = statistics.median(x for _, x in good[-max(1, len(good) // 4):])
     if tail_median < VANISHING_GRAD:
-        add("warn", f"Gradients vanished: median grad norm {_num(tail_median)} over the last quarter of steps "
+        add("warn", f"Gradients vanished: median grad norm {num(tail_median)} over the last quarter of steps "
                     f"(< {VANISHING_GRAD:g}); the weights barely change.")
     if not found:
-        add("ok", f"Gradients healthy: median grad norm {_num(median)}, max {_num(top)} at step {top_step}; "
+        add("ok", f"Gradients healthy: median grad norm {num(median)}, max {num(top)} at step {top_step}; "
                   f"no NaN/inf, no spike above {SPIKE_FACTOR:g}× the median.")
     return found
 
@@ -268,7 +268,7 @@ def _drift_verdict(points: Series) -> Verdict | None:
         return None
     first, last = quarters
     drift = _pct(last, first)
-    how = f"median {_num(first)} s in the first quarter → {_num(last)} s in the last"
+    how = f"median {num(first)} s in the first quarter → {num(last)} s in the last"
     if drift > DRIFT_SLOWER * 100:
         return Verdict("warn", f"Steps got {drift:.1f}% slower ({how}): look for memory pressure, "
                                "thermal throttling or growing sequence lengths.", "step_time_drift")
@@ -297,14 +297,14 @@ def verdicts(history: list[dict]) -> list[Verdict]:
 # --------------------------------------------------------------------------- JSON report
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     if isinstance(obj, float):
         # strict JSON has no NaN/inf: write null; the metric's `non_finite` count keeps the information
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj if isinstance(obj, str | int | bool | type(None)) else str(obj)
 
 
@@ -329,7 +329,7 @@ def build_report(history: list[dict], summary: dict) -> dict:
     times = [e["time"] for e in history if isinstance(e.get("time"), int | float)]
     found = verdicts(history)
     status = max((v.level for v in found), key=LEVELS.index, default="ok")
-    return _json_safe({
+    return json_safe({
         "report": "mason.train_report", "version": 1, "summary": dict(summary), "status": status,
         "verdicts": [asdict(v) for v in found], "final": final, "best": best,
         "wall_time_s": (max(times) - min(times)) if len(times) > 1 else None, "metrics": metrics,
@@ -339,7 +339,7 @@ def build_report(history: list[dict], summary: dict) -> dict:
 # --------------------------------------------------------------------------- Markdown and HTML
 
 
-def _summary_rows(summary: dict, prefix: str = "") -> list[tuple[str, str]]:
+def summary_rows(summary: dict, prefix: str = "") -> list[tuple[str, str]]:
     """Flatten the summary into (label, text) rows; nested dicts become `parent / child`."""
     rows: list[tuple[str, str]] = []
     for key, value in summary.items():
@@ -348,11 +348,11 @@ def _summary_rows(summary: dict, prefix: str = "") -> list[tuple[str, str]]:
         # `train_s: 152.3` reads as `train: 2m 32s`
         label = prefix + (key.rsplit("_", 1)[0] if seconds else key).replace("_", " ")
         if isinstance(value, dict):
-            rows += _summary_rows(value, prefix=f"{label} / ")
+            rows += summary_rows(value, prefix=f"{label} / ")
         elif value is None or isinstance(value, bool):
             rows.append((label, "–" if value is None else str(value).lower()))
         elif isinstance(value, int | float):
-            rows.append((label, _duration(value) if seconds else _num(value)))
+            rows.append((label, _duration(value) if seconds else num(value)))
         elif isinstance(value, list | tuple):
             rows.append((label, ", ".join(str(v) for v in value)))
         else:
@@ -362,7 +362,7 @@ def _summary_rows(summary: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 60:
-        return f"{seconds:.1f} s" if math.isfinite(seconds) else _num(seconds)
+        return f"{seconds:.1f} s" if math.isfinite(seconds) else num(seconds)
     m, s = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
@@ -373,13 +373,13 @@ def _metric_row(label: str, m: dict, f=lambda v: v) -> list[str]:
     points = f"{m['count']}" + (f" ({m['non_finite']} NaN/inf)" if m["non_finite"] else "")
     if "min" not in m:
         return [label, "–", "–", "–", "–", points]
-    return [label, _num(f(m["first"])), _num(f(m["last"])), f"{_num(f(m['min']))} (step {m['min_step']})",
-            f"{_num(f(m['max']))} (step {m['max_step']})", points]
+    return [label, num(f(m["first"])), num(f(m["last"])), f"{num(f(m['min']))} (step {m['min_step']})",
+            f"{num(f(m['max']))} (step {m['max_step']})", points]
 
 
 def _tables(report: dict) -> tuple[list[tuple[str, str]], list[list[str]]]:
     """The summary rows and the metric rows, shared by the Markdown and the HTML page."""
-    summary = _summary_rows(report["summary"])
+    summary = summary_rows(report["summary"])
     if report.get("wall_time_s") is not None:
         summary.append(("wall time (from metrics)", _duration(report["wall_time_s"])))
     rows = []
@@ -397,7 +397,7 @@ def _title(summary: dict) -> str:
     return next((str(summary[k]) for k in ("run", "name", "stage", "run_name") if summary.get(k)), "training run")
 
 
-def _md_table(head: list[str], rows: list) -> str:
+def md_table(head: list[str], rows: list) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -409,9 +409,9 @@ def render_markdown(report: dict, charts: list[str]) -> str:
     parts = [f"# Training report: {_title(report['summary'])}", "", f"**Status: {report['status'].upper()}**", ""]
     parts += ["## Verdicts", ""] + [f"- **{v['level'].upper()}** {v['text']}" for v in report["verdicts"]]
     if summary:
-        parts += ["", "## Summary", "", _md_table(["field", "value"], summary)]
+        parts += ["", "## Summary", "", md_table(["field", "value"], summary)]
     if metric_rows:
-        parts += ["", "## Metrics", "", _md_table(_METRIC_HEAD, metric_rows)]
+        parts += ["", "## Metrics", "", md_table(_METRIC_HEAD, metric_rows)]
     if charts:
         parts += ["", "## Charts", ""]
         parts += [f"![{CHART_TITLES[Path(c).stem]}]({c})\n\n_{CHART_CAPTIONS[Path(c).stem]}_\n" for c in charts]
@@ -420,7 +420,7 @@ def render_markdown(report: dict, charts: list[str]) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-_CSS = """
+CSS = """
 :root { --ok:#1a7f37; --warn:#9a6700; --fail:#cf222e; --muted:#59636e; --line:#d1d9e0; --bg:#f6f8fa; }
 body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1f2328;
        max-width: 940px; margin: 2rem auto; padding: 0 1.2rem; }
@@ -477,7 +477,7 @@ def render_html(report: dict, charts: list[Path]) -> str:
     return jinja2.Environment(autoescape=True).from_string(_HTML).render(
         title=_title(report["summary"]), status=report["status"], verdicts=report["verdicts"],
         summary=summary, head=_METRIC_HEAD, metric_rows=metric_rows, charts=embedded,
-        charts_note=report.get("charts_note"), css=_CSS,
+        charts_note=report.get("charts_note"), css=CSS,
     )
 
 

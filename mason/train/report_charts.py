@@ -17,8 +17,8 @@ from mason.train.report import (
     ChartsUnavailable,
     Series,
     _finite,
-    _num,
     _quarter_medians,
+    num,
     series,
 )
 
@@ -43,7 +43,7 @@ def _ema(values: list[float]) -> list[float]:
     return out
 
 
-def _new_axes(title: str, ylabel: str):
+def new_axes(title: str, ylabel: str):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -58,7 +58,7 @@ def _new_axes(title: str, ylabel: str):
     return fig, ax
 
 
-def _legend(ax) -> None:
+def legend(ax) -> None:
     # above the plot, right of the title: inside it, a legend hides the data it explains
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False, fontsize=9)
@@ -80,7 +80,7 @@ def _loss_chart(s: dict[str, Series]):
     loss, ev = s.get("loss", []), _finite(s.get("eval_loss", []))
     if not _finite(loss) and not ev:
         return None
-    fig, ax = _new_axes("Training and eval loss", "loss")
+    fig, ax = new_axes("Training and eval loss", "loss")
     if loss:
         steps, vals = _xy(loss)
         smooth = len(loss) >= SMOOTH_MIN_POINTS
@@ -91,16 +91,16 @@ def _loss_chart(s: dict[str, Series]):
         ax.plot(*_xy(ev), "o-", color="#dd8452", lw=2, ms=4, label="eval loss")
         b_step, b_val = min(ev, key=lambda p: p[1])
         ax.plot([b_step], [b_val], marker="*", color="#c44e52", ms=14, ls="none",
-                label=f"best eval {_num(b_val)} (step {b_step})")
+                label=f"best eval {num(b_val)} (step {b_step})")
     _maybe_log(ax, [v for _, v in loss] + [v for _, v in ev], ratio=20)
-    _legend(ax)
+    legend(ax)
     return fig
 
 
 def _line_chart(points: Series, title: str, ylabel: str, color: str, *, log: bool = False):
     if not _finite(points):
         return None
-    fig, ax = _new_axes(title, ylabel)
+    fig, ax = new_axes(title, ylabel)
     ax.plot(*_xy(points), color=color, lw=1.5)
     if log:
         _maybe_log(ax, [v for _, v in points])
@@ -121,7 +121,7 @@ def _grad_chart(points: Series):
     if bad:  # NaN/inf cannot be drawn as values: mark their steps along the top edge instead
         ax.scatter(bad, [0.97] * len(bad), transform=ax.get_xaxis_transform(), marker="x", color="#c44e52",
                    clip_on=False, label="NaN/inf")
-    _legend(ax)
+    legend(ax)
     return fig
 
 
@@ -130,9 +130,9 @@ def _step_time_chart(points: Series):
     if fig is None or not (quarters := _quarter_medians(points)):
         return fig
     (ax,), (first, last) = fig.axes, quarters
-    ax.axhline(first, color="#937860", ls=":", lw=1.5, label=f"first-quarter median ({_num(first)} s)")
-    ax.axhline(last, color="#c44e52", ls="--", lw=1.5, label=f"last-quarter median ({_num(last)} s)")
-    _legend(ax)
+    ax.axhline(first, color="#937860", ls=":", lw=1.5, label=f"first-quarter median ({num(first)} s)")
+    ax.axhline(last, color="#c44e52", ls="--", lw=1.5, label=f"last-quarter median ({num(last)} s)")
+    legend(ax)
     return fig
 
 
