@@ -1,9 +1,10 @@
 """The llama.cpp runtime (GGUF files) through llama-cpp-python, and llama.cpp helpers.
 
 `LlamaCppRuntime` answers chat messages with the chat template embedded in the GGUF.
-`run_isolated` runs a llama.cpp job in a child Python process: llama.cpp builds with AMX kernels
-segfault at the first evaluation on some machines (see MACHINE_NOTES), and a crash there must
-become a clear error, not the end of the caller.
+`run_isolated` runs a llama.cpp job in a child Python process and `probe_llama_cpp` checks a
+file once before loading it in-process: a llama.cpp built for other CPUs (AVX-512 on an
+AVX2-only machine: SIGILL; AMX kernels on some Xeons: SIGSEGV, see MACHINE_NOTES) dies at the
+first evaluation, and that must become a clear error naming the cause, not the end of the caller.
 """
 
 from __future__ import annotations
@@ -16,19 +17,51 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mason.core.errors import InputError, MasonError
 from mason.runtime.base import GenerationParams, Runtime
 
-#: how to get a working llama-cpp-python (AMX kernels off: they crash on these CPUs)
-INSTALL_HINT = (
-    'pip install "mason[llama]"; on CPUs with AMX build it without the AMX kernels: '
-    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF '
-    '-DGGML_AVX512=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" pip install llama-cpp-python '
-    "(run `pip cache remove llama_cpp_python` first if a default build is cached)"
+#: llama.cpp build flags that run on any x86-64 CPU with AVX2 (see MACHINE_NOTES.md): nothing
+#: beyond AVX2 (an AVX-512 build dies with SIGILL on CPUs without it, most AMD servers and laptops),
+#: and no AMX kernels (they segfault at the first evaluation on some Xeons, a known llama.cpp bug).
+LLAMA_CMAKE_ARGS = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF "
+    "-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 )
+#: how to get a working llama-cpp-python (compiles llama.cpp, ~10 minutes once; pip caches the wheel)
+INSTALL_HINT = f'CMAKE_ARGS="{LLAMA_CMAKE_ARGS}" pip install "mason[llama]"'
+#: how to replace a llama-cpp-python built with other flags (pip's wheel cache ignores CMAKE_ARGS)
+REBUILD_HINT = (
+    "pip cache remove llama_cpp_python && pip uninstall -y llama-cpp-python && "
+    f'CMAKE_ARGS="{LLAMA_CMAKE_ARGS}" pip install --no-binary llama-cpp-python "mason[llama]"'
+)
+
+
+def cpu_features() -> set[str]:
+    """The x86 vector extensions llama.cpp cares about that this CPU has (from /proc/cpuinfo):
+    a subset of {"avx2", "avx512f", "amx_tile"}; empty where /proc/cpuinfo is missing."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+    except OSError:
+        return set()
+    return {"avx2", "avx512f", "amx_tile"} & set(flags)
+
+
+def crash_cause(signal_number: int) -> str:
+    """What a llama.cpp process killed by `signal_number` most likely hit, in one sentence."""
+    features = cpu_features()
+    if signal_number == 4:  # SIGILL
+        missing = "AVX-512" if "avx512f" not in features else "an instruction set it lacks"
+        return (f"illegal instruction: this llama.cpp was compiled for CPU instructions this machine does not "
+                f"have (likely {missing}; it has {', '.join(sorted(features)) or 'no AVX2'})")
+    if signal_number == 11 and "amx_tile" in features:  # SIGSEGV
+        return "segmentation fault: llama.cpp's AMX kernels crash on this CPU (it has AMX) at the first evaluation"
+    if signal_number == 11:
+        return "segmentation fault inside llama.cpp (llama.cpp built for another machine, or a damaged GGUF)"
+    return f"killed by signal {signal_number} inside llama.cpp"
 
 
 def llama_cpp_available() -> bool:
@@ -47,11 +80,42 @@ def require_llama_cpp(purpose: str = "the llama.cpp runtime", alternative: str =
         raise MasonError(f"{purpose} needs llama-cpp-python, which is not installed", hint=hint)
 
 
+# Probe run in a child process: load the GGUF and evaluate a few tokens. A llama.cpp built for
+# other CPUs crashes right there, which would otherwise kill the caller with no message.
+_PROBE = (
+    "import sys\nfrom llama_cpp import Llama\n"
+    "m = Llama(model_path=sys.argv[1], n_ctx=64, n_threads=1, verbose=False)\n"
+    "m.eval(m.tokenize(b'Hello'))\nprint('ok')\n"
+)
+
+
+@lru_cache(maxsize=8)
+def probe_llama_cpp(model_path: str) -> None:
+    """Check, once per process and file, that llama.cpp evaluates `model_path` without crashing.
+
+    Raises:
+        MasonError: the probe crashed (the message names the cause: illegal instruction or the
+            AMX segfault, and the hint how to rebuild), failed to load the file, or hung.
+    """
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, model_path], capture_output=True,
+                              text=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        raise MasonError(f"llama.cpp took over 5 minutes to load {model_path}") from None
+    if proc.returncode == 0:
+        return
+    if proc.returncode < 0:
+        raise MasonError(f"llama.cpp crashed evaluating {Path(model_path).name}: {crash_cause(-proc.returncode)}",
+                         hint=REBUILD_HINT)
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    raise MasonError(f"llama.cpp could not load {model_path}: {' | '.join(tail) or 'no message'}")
+
+
 def run_isolated(target: str, payload: dict[str, Any], *, what: str, timeout: float = 1800) -> Any:
     """Call `target` ("module:function", taking and returning picklable data) in a child process.
 
     Raises:
-        MasonError: the child crashed (a signal: likely a llama.cpp build with AMX kernels),
+        MasonError: the child crashed (a signal: a llama.cpp build made for other CPUs),
             raised, or ran past `timeout` seconds; the message carries its stderr's tail.
     """
     with tempfile.TemporaryDirectory(prefix="mason-llamacpp-") as tmp:
@@ -65,10 +129,8 @@ def run_isolated(target: str, payload: dict[str, Any], *, what: str, timeout: fl
             raise MasonError(f"{what} did not finish in {timeout:.0f}s") from e
         tail = "\n".join(((proc.stderr or "") + (proc.stdout or "")).strip().splitlines()[-15:])
         if proc.returncode < 0:
-            raise MasonError(
-                f"{what} crashed (signal {-proc.returncode}) inside llama.cpp:\n{tail}",
-                hint="llama.cpp builds with AMX kernels segfault on some CPUs; reinstall without them: " + INSTALL_HINT,
-            )
+            raise MasonError(f"{what} crashed (signal {-proc.returncode}): {crash_cause(-proc.returncode)}\n{tail}",
+                             hint=REBUILD_HINT)
         if proc.returncode != 0 or not dst.is_file():
             raise MasonError(f"{what} failed (exit code {proc.returncode}):\n{tail}")
         return pickle.loads(dst.read_bytes())
@@ -109,6 +171,7 @@ class LlamaCppRuntime(Runtime):
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such GGUF file", hint="pass the path of a .gguf file")
+        probe_llama_cpp(str(self.path.resolve()))
         from llama_cpp import Llama
 
         self.n_ctx = int(n_ctx)

@@ -119,7 +119,7 @@ def test_pdf_without_text_layer_says_ocr_is_not_supported(tmp_path: Path) -> Non
 
 def test_docx_written_by_hand(tmp_path: Path) -> None:
     doc = parse_document(write_docx(tmp_path / "p.docx", "Safety Policy", SECTIONS))
-    assert doc.parser == "markitdown-docx" and doc.title == "Safety Policy"
+    assert doc.parser == "docx/mammoth" and doc.title == "Safety Policy"
     assert doc.text.startswith("# Safety Policy\n\n## Deployment\n\nHold the magnetic key")
     assert "## Calibration\n\nCalibrate the pH sensor every 30 days" in doc.text
 

@@ -14,40 +14,14 @@ the lock until `max_tokens`.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
-import subprocess
-import sys
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mason.core.errors import MasonError
 from mason.generate.teachers.base import ChatRequest, Completion, TeacherError
-
-#: The build flags that give a llama.cpp which works on CPUs with AMX (see MACHINE_NOTES.md).
-LLAMA_CMAKE_ARGS = (
-    "-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF "
-    "-DGGML_AVX512=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
-)
-LLAMA_INSTALL_HINT = (
-    f'CMAKE_ARGS="{LLAMA_CMAKE_ARGS}" pip install "mason[llama]"  '
-    "(compiles llama.cpp, ~10 minutes; the AMX-off flags avoid a crash on CPUs with AMX)"
-)
-
-# Probe run in a subprocess: load the GGUF and evaluate a few tokens. A llama.cpp built with
-# the AMX kernels segfaults right there, which would kill the whole pipeline with no message.
-_PROBE = (
-    "import sys\nfrom llama_cpp import Llama\n"
-    "m = Llama(model_path=sys.argv[1], n_ctx=64, n_threads=1, verbose=False)\n"
-    "m.eval(m.tokenize(b'Hello'))\nprint('ok')\n"
-)
-
-
-def llama_cpp_available() -> bool:
-    """Whether `llama_cpp` (llama-cpp-python) is installed, without importing it."""
-    return importlib.util.find_spec("llama_cpp") is not None
+from mason.runtime.llamacpp import INSTALL_HINT, llama_cpp_available, probe_llama_cpp
 
 
 def _require_llama_cpp() -> Any:
@@ -55,32 +29,8 @@ def _require_llama_cpp() -> Any:
         import llama_cpp
     except ImportError as e:
         raise MasonError(f"running a GGUF model in-process needs llama-cpp-python ({e})",
-                         hint=LLAMA_INSTALL_HINT) from None
+                         hint=INSTALL_HINT) from None
     return llama_cpp
-
-
-@lru_cache(maxsize=8)
-def probe_llama_cpp(model_path: str) -> None:
-    """Check, once per process and file, that llama.cpp can evaluate `model_path` without crashing.
-
-    Raises:
-        MasonError: the probe process crashed or failed; the message says how to rebuild.
-    """
-    try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE, model_path], capture_output=True,
-                              text=True, timeout=300, check=False)
-    except subprocess.TimeoutExpired:
-        raise MasonError(f"llama.cpp took over 5 minutes to load {model_path}") from None
-    if proc.returncode == 0:
-        return
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    if proc.returncode < 0:
-        raise MasonError(
-            f"llama.cpp crashed (signal {-proc.returncode}) evaluating {Path(model_path).name}: "
-            "its build probably enables the AMX kernels, which crash on this CPU",
-            hint="pip cache remove llama_cpp_python && pip uninstall -y llama-cpp-python && " + LLAMA_INSTALL_HINT,
-        )
-    raise MasonError(f"llama.cpp could not load {model_path}: {' | '.join(tail) or 'no message'}")
 
 
 def _default_threads() -> int:

@@ -1,6 +1,6 @@
 """Document parsers, chosen by file extension from a registry.
 
-Built-in: PDF (pypdfium2, markitdown fallback), DOCX and PPTX (markitdown), HTML and saved web
+Built-in: PDF (pypdfium2, markitdown fallback), DOCX (mammoth, with fallbacks), PPTX (markitdown), HTML and saved web
 pages, Markdown / reStructuredText / text, and generic XML. Third-party packages add or replace
 parsers through the `mason.parsers` entry-point group; each entry point names a factory (usually
 the parser class) whose instances follow the `Parser` protocol:
@@ -26,7 +26,8 @@ from mason.ingest.parsers.base import (
     normalize_text,
 )
 from mason.ingest.parsers.html import HtmlParser
-from mason.ingest.parsers.office import DocxParser, PptxParser
+from mason.ingest.parsers.docx import DocxParser
+from mason.ingest.parsers.office import PptxParser
 from mason.ingest.parsers.pdf import MarkitdownPdfParser, PdfiumParser
 from mason.ingest.parsers.text import TextParser
 from mason.ingest.parsers.xml import XmlParser

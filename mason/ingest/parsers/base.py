@@ -25,7 +25,7 @@ class ParsedDocument:
         text: clean Markdown-ish text (ATX headings, blank line between paragraphs).
         title: the document's title when it declares one (metadata or first heading), else None.
         pages: number of pages or slides where the format has them, else None.
-        parser: name of the parser that produced `text` (e.g. "pypdfium2", "markitdown-docx").
+        parser: name of the parser that produced `text` (e.g. "pypdfium2", "docx/mammoth").
     """
 
     text: str

@@ -75,7 +75,8 @@ def html_to_markdown(data: bytes | str) -> tuple[str, str | None]:
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     root = clean_soup(soup)
     md = MarkdownConverter(
-        heading_style="ATX", bullets="-", escape_asterisks=False, escape_underscores=False
+        heading_style="ATX", bullets="-", escape_asterisks=False, escape_underscores=False,
+        table_infer_header=True,  # a table without <th> (Word, most pages) uses its first row, not an empty one
     ).convert_soup(root)
     text = clean_markdown(md)
     return text, (title or first_heading(text) or None)

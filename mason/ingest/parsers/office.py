@@ -1,4 +1,5 @@
-"""Office Open XML documents: Word (.docx) and PowerPoint (.pptx) through markitdown.
+"""Office Open XML packages: the container checks every Office parser makes, and PowerPoint (.pptx)
+through markitdown (Word has its own module, `docx`).
 
 markitdown's converters are used directly: `MarkItDown().convert()` would first run magika
 file-type detection (a neural model) on every file, which costs more than converting a small
@@ -67,23 +68,6 @@ def _convert(converter: Any, path: Path, extension: str, fmt: str) -> str:
     except Exception as e:  # markitdown wraps many libraries (mammoth, python-pptx, lxml)
         raise ParseError("corrupt", f"cannot read {fmt} ({type(e).__name__}: {e})") from None
     return result.markdown or ""
-
-
-class DocxParser:
-    """Word documents (.docx) via markitdown's DocxConverter (mammoth)."""
-
-    name = "markitdown-docx"
-    extensions = (".docx",)
-
-    def parse(self, path: Path) -> ParsedDocument:
-        """Parse one .docx. Raises ParseError (corrupt, encrypted or empty)."""
-        from markitdown.converters import DocxConverter
-
-        path = Path(path)
-        check_ooxml_container(path, "DOCX")
-        text = clean_markdown(_convert(DocxConverter(), path, ".docx", "DOCX"))
-        require_text(text, "DOCX")
-        return ParsedDocument(text=text, title=core_title(path) or first_heading(text), pages=None, parser=self.name)
 
 
 class PptxParser:
