@@ -58,6 +58,13 @@ def is_preference(sample: Row) -> bool:
     return "chosen" in sample or "rejected" in sample
 
 
+def is_plain_text(sample: Row) -> bool:
+    """True when a contract sample is plain text (a `{"text"}` row): one plain assistant message,
+    no prompt, not a preference pair. Training learns every token of it (continued pretraining)."""
+    messages = sample.get("messages") or []
+    return not is_preference(sample) and len(messages) == 1 and _is_plain(messages[0], "assistant")
+
+
 def sample_id(sample: Row) -> str:
     """The stable id of a contract sample: sha1 of its canonical messages.
 
@@ -368,10 +375,9 @@ def _text_in(row: Row) -> Row:
 
 
 def _text_out(sample: Row) -> Row:
-    messages = sample["messages"]
-    if is_preference(sample) or len(messages) != 1 or not _is_plain(messages[0], "assistant"):
+    if not is_plain_text(sample):
         raise _Unfit("only a sample of one plain assistant message is plain text")
-    return {"text": messages[0]["content"]}
+    return {"text": sample["messages"][0]["content"]}
 
 
 def _input_output_in(row: Row) -> Row:

@@ -181,6 +181,9 @@ class EvaluationConfig(Section):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling (with temperature > 0).")
     seed: int = Field(0, description="Seed of the row sample and of sampled decoding.")
     perplexity: bool = Field(True, description="Measure perplexity of the reference answers (transformers models).")
+    open_book: bool = Field(
+        True, description="Also ask the knowledge questions (rows with `meta.answers`) with their source passage in "
+                          "the prompt: the open-book ceiling the closed-book score is compared with (tuned and base).")
     llm_judge: LLMJudgeConfig | None = Field(None, description="An LLM that scores the answers against rubrics.")
     custom_metrics: list[str] = Field(
         default_factory=list,
@@ -239,6 +242,7 @@ class EvaluationConfig(Section):
     def known_metric_names(self) -> list[str]:
         """Every metric name this config produces per model, custom metrics aside."""
         names = list(self.metrics) + [m for m in ALWAYS_METRICS if m != "perplexity" or self.perplexity]
+        names += ["knowledge", "knowledge_open_book"]  # rows with `meta.answers` (mason.evaluate.knowledge)
         if self.llm_judge:
             names += [f"judge.{n}" for n in self.llm_judge.rubric_names()]
         return names

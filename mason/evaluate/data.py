@@ -35,6 +35,9 @@ class EvalRow:
         chunk: `meta.source.chunk` (the passage it was made from), if any.
         source: the text of that chunk, when the ingest artifact has it.
         sample: the contract sample prompt + reference (for perplexity).
+        answers: `meta.answers`, key spans one of which a right answer contains (the knowledge
+            score, see `mason.evaluate.knowledge`); None when the row has none.
+        question_type: `meta.question_type` ("direct", "reversed", ...), for the knowledge report.
     """
 
     id: str
@@ -45,6 +48,8 @@ class EvalRow:
     source: str | None = None
     task: str | None = None
     sample: dict[str, Any] = field(default_factory=dict)
+    answers: list[str] | None = None
+    question_type: str | None = None
 
 
 @dataclass
@@ -102,7 +107,17 @@ def to_eval_row(row: dict[str, Any]) -> EvalRow | None:
         id=str(row.get("id") or sample_id(row)), prompt=prompt, reference=reference,
         question=content_text(users[-1].get("content")).strip(), chunk=source.get("chunk"), task=meta.get("task"),
         sample={"messages": [*prompt, {"role": "assistant", "content": reference}], "tools": row.get("tools")},
+        answers=_answers(meta.get("answers")), question_type=meta.get("question_type"),
     )
+
+
+def _answers(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return None
+    spans = [str(v).strip() for v in value if str(v).strip()]
+    return spans or None
 
 
 def _is_eval(row: dict[str, Any]) -> bool:

@@ -40,9 +40,49 @@ def metric_order(metrics: list[str], corpus_keys: list[str]) -> list[str]:
     return list(metrics) + sorted(rest, key=lambda k: (k.startswith("judge."), k)) + tail
 
 
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def _knowledge_findings(knowledge: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The headline: does the tuned model know the documents (closed-book), against base and its ceiling."""
+    tuned = (knowledge or {}).get("tuned")
+    if not tuned:
+        return []
+    base = (knowledge or {}).get("base")
+    ci = tuned.get("ci95") or (None, None)
+    text = (f"Knowledge (closed-book, held-out questions on the trained documents): tuned answers {tuned['correct']} "
+            f"of {tuned['n']} ({_pct(tuned['accuracy'])}, 95% CI {_pct(ci[0])}–{_pct(ci[1])})")
+    if base:
+        text += f"; base {base['correct']} of {base['n']} ({_pct(base['accuracy'])})"
+    if tuned.get("open_book"):
+        text += (f"; open-book ceiling {_pct(tuned['open_book']['accuracy'])}, so the tuned model reaches "
+                 f"{_pct(tuned.get('ceiling_fraction'))} of it")
+    better = base is None or tuned["accuracy"] > base["accuracy"]
+    return [{"level": "ok" if better and tuned["accuracy"] > 0 else "warn", "text": text + "."}]
+
+
+def knowledge_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Head and rows of the knowledge table: one row per model, closed-book by question type and open-book."""
+    knowledge = report.get("knowledge") or {}
+    types = sorted({t for k in knowledge.values() if k for t in k["by_type"]})
+    head = ["model", "closed-book", "95% CI", *types, "declined", "open-book", "share of ceiling"]
+    rows = []
+    for name, k in knowledge.items():
+        if not k:
+            continue
+        ci = k.get("ci95") or (None, None)
+        by = [f"{k['by_type'][t]['correct']}/{k['by_type'][t]['n']}" if t in k["by_type"] else "–" for t in types]
+        book = k.get("open_book")
+        rows.append([name, f"{k['correct']}/{k['n']} ({_pct(k['accuracy'])})", f"{_pct(ci[0])}–{_pct(ci[1])}", *by,
+                     str(k["declined"]), f"{book['correct']}/{book['n']} ({_pct(book['accuracy'])})" if book else "–",
+                     _pct(k.get("ceiling_fraction"))])
+    return head, rows
+
+
 def _findings(report: dict) -> list[dict[str, str]]:
     """The report's headline checks, as {level, text} (ok / warn / fail), like the training verdicts."""
-    out = []
+    out = _knowledge_findings(report.get("knowledge"))
     primary, models = report["comparison"]["primary"], report["models"]
     c = report["comparison"].get("tuned_vs_base")
     tuned = (models.get("tuned") or {}).get("metrics", {}).get(primary)
@@ -86,12 +126,13 @@ def _findings(report: dict) -> list[dict[str, str]]:
 
 def build_report(*, summary: dict, data: dict, decoding: dict, models: dict[str, dict], metric_names: list[str],
                  comparison: dict, delta: dict[str, dict[str, float]], distributions: dict[str, dict[str, list]],
-                 guards: list[dict], worst_rows: list[dict], judge: dict | None) -> dict:
+                 guards: list[dict], worst_rows: list[dict], judge: dict | None,
+                 knowledge: dict[str, Any] | None = None) -> dict:
     """The JSON report (see the module docstring); NaN/inf become null."""
     report = {
         "report": "mason.eval_report", "version": 1, "summary": summary, "data": data, "decoding": decoding,
         "models": models, "metric_names": metric_names, "comparison": comparison, "delta": delta,
-        "judge": judge, "guards": guards, "worst_rows": worst_rows,
+        "judge": judge, "guards": guards, "worst_rows": worst_rows, "knowledge": knowledge,
         "distributions": {m: {k: _rounded(v) for k, v in d.items()} for m, d in distributions.items()},
     }
     report["status"] = "fail" if any(not g["passed"] for g in guards) else "pass"
@@ -185,6 +226,12 @@ def render_markdown(report: dict, charts: list[str]) -> str:
     parts += [f"- **{f['level'].upper()}** {f['text']}" for f in report["findings"]]
     parts += ["", "## Summary", "", md_table(["field", "value"], summary_rows(report["summary"]))]
     parts += ["", "## Data", "", md_table(["field", "value"], _data_rows(report))]
+    if report.get("knowledge"):
+        head, rows = knowledge_table(report)
+        parts += ["", "## Knowledge of the documents", "",
+                  "Held-out questions about the trained documents, asked closed-book (no passage in the prompt) and "
+                  "open-book (the source passage in the prompt: the ceiling). Right = the answer contains a key span.",
+                  "", md_table(head, rows)]
     head, rows = metric_table(report)
     parts += ["", "## Metrics", "", md_table(head, rows)]
     if report["judge"]:
@@ -222,6 +269,12 @@ _HTML = """<!doctype html>
 <table class="kv">{% for k, v in summary %}<tr><th scope="row">{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
 <h2>Data</h2>
 <table class="kv">{% for k, v in data %}<tr><th scope="row">{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
+{% if knowledge_rows %}<h2>Knowledge of the documents</h2>
+<p class="note">Held-out questions about the trained documents, closed-book (no passage in the prompt) and open-book
+(the source passage in the prompt: the ceiling). Right = the answer contains a key span.</p>
+<table><tr>{% for h in knowledge_head %}<th>{{ h }}</th>{% endfor %}</tr>{% for row in knowledge_rows %}
+<tr><th scope="row">{{ row[0] }}</th>{% for c in row[1:] %}<td class="n">{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endif %}
 <h2>Metrics</h2>
 <table><tr>{% for h in metric_head %}<th>{{ h }}</th>{% endfor %}</tr>{% for row in metric_rows %}
 <tr><th scope="row">{{ row[0] }}</th>{% for c, cls in row[1] %}<td class="n {{ cls }}">{{ c }}</td>{% endfor %}</tr>{% endfor %}
@@ -263,6 +316,7 @@ def render_html(report: dict, charts: list[Path]) -> str:
 
     metric_head, metric_rows = metric_table(report)
     worst_head, worst_rows = _worst_table(report)
+    knowledge_head, knowledge_rows = knowledge_table(report)
     embedded = [{"alt": CHARTS[p.stem][0], "caption": CHARTS[p.stem][1],
                  "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in charts]
     delta_col = metric_head.index("Δ tuned−base") if "Δ tuned−base" in metric_head else -1
@@ -271,7 +325,7 @@ def render_html(report: dict, charts: list[Path]) -> str:
     return jinja2.Environment(autoescape=True).from_string(_HTML).render(
         title=report["summary"].get("name") or "evaluation", status=report["status"], findings=report["findings"],
         summary=summary_rows(report["summary"]), data=_data_rows(report), metric_head=metric_head,
-        metric_rows=cells, judge=report["judge"],
+        metric_rows=cells, judge=report["judge"], knowledge_head=knowledge_head, knowledge_rows=knowledge_rows,
         judge_rows=_judge_rows(report) if report["judge"] else [], charts=embedded,
         charts_note=report.get("charts_note"), worst_head=worst_head, worst_rows=worst_rows,
         primary=report["comparison"]["primary"], decoding=summary_rows(report["decoding"]), css=CSS + _EXTRA_CSS,

@@ -47,6 +47,11 @@ def score_model(cfg: EvaluationConfig, rows: list[EvalRow], answers: ModelAnswer
         for name, values in score_rows(metric, dicts, reserved).items():
             out.rows[name], out.corpus[name] = values, mean(values)
             reserved.add(name)
+    if any(r.answers for r in rows):  # the closed-book knowledge score (mason.evaluate.knowledge)
+        from mason.evaluate.knowledge import row_scores
+
+        out.rows["knowledge"] = row_scores([r.answers for r in rows], answers.predictions)
+        out.corpus["knowledge"] = mean(out.rows["knowledge"])
     if cfg.perplexity:
         out.corpus["perplexity"] = (answers.perplexity or {}).get("value")
     out.corpus.update(latency_summary(answers))

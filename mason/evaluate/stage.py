@@ -114,8 +114,10 @@ def _open(target: Target, cfg: EvaluationConfig) -> Any:
     return open_runtime(target.path, format=fmt, base_model=target.base_model, **options)
 
 
-def evaluate_model(ctx: TaskContext, cfg: EvaluationConfig, target: Target, rows: list[EvalRow]) -> ModelAnswers:
-    """Load one model, answer every row (resuming from the answer cache), measure perplexity, unload.
+def evaluate_model(ctx: TaskContext, cfg: EvaluationConfig, target: Target, rows: list[EvalRow],
+                   open_rows: list[EvalRow] | None = None) -> tuple[ModelAnswers, ModelAnswers | None]:
+    """Load one model, answer every row (resuming from the answer cache), measure perplexity, answer
+    the open-book rows (when given), unload. Returns (answers, open-book answers or None).
 
     Raises:
         MasonError, InputError: the model cannot be loaded, or generation fails.
@@ -135,17 +137,39 @@ def evaluate_model(ctx: TaskContext, cfg: EvaluationConfig, target: Target, rows
             training = getattr(ctx.pipeline, "training", None)
             answers.perplexity = perplexity(runtime, rows, batch_size=cfg.batch_size,
                                             max_length=max(getattr(training, "max_length", 0) or 0, 2048))
+        opened = None
+        if open_rows:
+            opened = answer_rows(runtime, f"{target.name} (open book)", open_rows, params, batch_size=cfg.batch_size,
+                                 path=cache.with_suffix(".open.jsonl"), model_path=str(target.path),
+                                 show_progress=ctx.show_progress)
     finally:
         runtime.close()
         gc.collect()
-    return answers
+    return answers, opened
 
 
-def _evaluate_all(ctx: TaskContext, cfg: EvaluationConfig, rows: list[EvalRow]) -> dict[str, ModelAnswers]:
+def open_book_rows(rows: list[EvalRow]) -> list[EvalRow]:
+    """The knowledge rows (with `answers` and a source passage), asked with the passage in the prompt."""
+    from dataclasses import replace
+
+    from mason.evaluate.knowledge import open_book_prompt
+
+    return [replace(r, id=f"{r.id}#open", prompt=open_book_prompt(r.prompt, r.question, r.source))
+            for r in rows if r.answers and r.source]
+
+
+def _evaluate_all(ctx: TaskContext, cfg: EvaluationConfig,
+                  rows: list[EvalRow]) -> tuple[dict[str, ModelAnswers], dict[str, ModelAnswers]]:
+    """Every target's answers, and the open-book answers of the tuned and base models."""
     out: dict[str, ModelAnswers] = {}
+    opened: dict[str, ModelAnswers] = {}
+    open_rows = open_book_rows(rows) if cfg.open_book else []
     for target in targets(ctx, cfg):
         try:
-            out[target.name] = evaluate_model(ctx, cfg, target, rows)
+            both = open_rows if target.name in ("tuned", "base") else None
+            out[target.name], book = evaluate_model(ctx, cfg, target, rows, both)
+            if book is not None:
+                opened[target.name] = book
         except Exception as e:
             if target.name in ("tuned", "base"):
                 raise
@@ -154,6 +178,24 @@ def _evaluate_all(ctx: TaskContext, cfg: EvaluationConfig, rows: list[EvalRow]) 
             warn(f"evaluation: the {target.name} export at {target.path} could not be evaluated: {e}")
             out[target.name] = ModelAnswers(target.name, {"path": str(target.path), "format": target.name},
                                             error=str(e).splitlines()[0])
+    return out, opened
+
+
+def knowledge_report(rows: list[EvalRow], answers: dict[str, ModelAnswers], scores: dict[str, ModelScores],
+                     opened: dict[str, ModelAnswers]) -> dict[str, Any] | None:
+    """Per model: the closed-book knowledge score with its interval, by question type, and the
+    open-book ceiling (None when no row has `answers`)."""
+    from mason.evaluate.knowledge import row_scores, summarize
+
+    if not any(r.answers for r in rows):
+        return None
+    book_rows = open_book_rows(rows)
+    out = {}
+    for name, s in scores.items():
+        book = None
+        if name in opened:
+            book = row_scores([r.answers for r in book_rows], opened[name].predictions)
+        out[name] = summarize([r.question_type for r in rows], s.rows["knowledge"], answers[name].predictions, book)
     return out
 
 
@@ -200,7 +242,8 @@ def _rows_file(path: Path, rows: list[EvalRow], answers: dict[str, ModelAnswers]
 
 
 def _report(ctx: TaskContext, cfg: EvaluationConfig, eval_set: EvalSet, answers: dict[str, ModelAnswers],
-            scores: dict[str, ModelScores], judge: Any, guard_results: list[Any]) -> dict:
+            scores: dict[str, ModelScores], judge: Any, guard_results: list[Any],
+            knowledge: dict[str, Any] | None = None) -> dict:
     from mason.evaluate.report import build_report, metric_order
     from mason.evaluate.scores import deltas, wins_losses, worst_rows
 
@@ -243,7 +286,7 @@ def _report(ctx: TaskContext, cfg: EvaluationConfig, eval_set: EvalSet, answers:
                         metric_names=metric_order(cfg.metrics, keys), comparison=comparison, delta=delta,
                         distributions=distributions, guards=[g.as_dict() for g in guard_results],
                         worst_rows=worst_rows(eval_set.rows, answers, scores, primary, cfg.worst_rows, judge),
-                        judge=judge_info)
+                        judge=judge_info, knowledge=knowledge)
 
 
 def _result(report: dict, eval_set: EvalSet, files: list[str], judge: Any) -> TaskResult:
@@ -289,15 +332,19 @@ def run(ctx: TaskContext) -> TaskResult:
         get_metric(name)  # a missing library (rouge-score, sacrebleu) fails now, not after hours of generation
     customs = load_custom_metrics(cfg.custom_metrics, ctx.base_dir)  # and so does user code
     eval_set = load_eval_set(cfg, ctx)
-    answers = _evaluate_all(ctx, cfg, eval_set.rows)
+    answers, opened = _evaluate_all(ctx, cfg, eval_set.rows)
     judge = _judge(ctx, cfg, eval_set.rows, answers) if cfg.llm_judge else None
     scores: dict[str, ModelScores] = {}
     for name, a in answers.items():
         if not a.error:
             scores[name] = score_model(cfg, eval_set.rows, a, customs)
             add_judge(scores[name], judge)
+    knowledge = knowledge_report(eval_set.rows, answers, scores, opened)
+    for name, k in (knowledge or {}).items():
+        if k and k["open_book"]:
+            scores[name].corpus["knowledge_open_book"] = k["open_book"]["accuracy"]
     guard_results = check_guards(cfg.guards, {n: (scores[n].corpus if n in scores else {}) for n in answers})
-    report = _report(ctx, cfg, eval_set, answers, scores, judge, guard_results)
+    report = _report(ctx, cfg, eval_set, answers, scores, judge, guard_results, knowledge)
     paths = write_report(report, ctx.out_dir)
     _rows_file(ctx.out_dir / ROWS_FILE, eval_set.rows, answers, scores, judge)
     files = [p.relative_to(ctx.out_dir).as_posix() for p in paths.values()] + [ROWS_FILE]

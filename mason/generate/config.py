@@ -89,6 +89,19 @@ class RecordsConfig(Section):
     id_field: str | None = Field(None, description="Field that names a record (used as its `doc` for splitting).")
 
 
+class KnowledgeConfig(Section):
+    """The knowledge recipe (mason.generate.knowledge): every fact of the documents in many views,
+    and held-out questions that measure, closed-book, whether the model learned it."""
+
+    enabled: bool = Field(False, description="Add the recipe's training views and held-out questions to the dataset.")
+    questions_per_span: int = Field(
+        2, ge=1, le=6, description="Training questions about each key span (name, number, year) of each fact sentence.")
+    framings: int = Field(3, ge=0, le=4, description="Plain-text framings of each fact sentence (continued pretraining).")
+    paragraphs: bool = Field(True, description="Also train on each paragraph as plain text, once.")
+    heldout_questions: bool = Field(
+        True, description="Held-out questions (other templates, never trained on) for the closed-book knowledge score.")
+
+
 class GenerateConfig(Section):
     """How the teacher LLM turns chunks (or records) into instruction samples."""
 
@@ -121,6 +134,15 @@ class GenerateConfig(Section):
         0.1, ge=0.0, lt=1.0, description="Share of source documents held out for evaluation (never trained on)."
     )
     seed: int = Field(0, description="Seed for sampling, balancing and the train/eval split.")
+    knowledge: KnowledgeConfig = Field(
+        default_factory=KnowledgeConfig,
+        description="The knowledge recipe: many views of every fact, plus held-out questions (`knowledge: true` is shorthand).",
+    )
+
+    @field_validator("knowledge", mode="before")
+    @classmethod
+    def _knowledge_shorthand(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
 
     @field_validator("task_type", mode="before")
     @classmethod

@@ -137,6 +137,52 @@ def select_and_split(samples: list[dict[str, Any]], cfg: GenerateConfig, out: Re
     return kept
 
 
+def apply_knowledge(kept: list[dict[str, Any]], chunks: list[dict[str, Any]], cfg: GenerateConfig,
+                    out: Refined) -> list[dict[str, Any]]:
+    """Add the knowledge recipe's training views and held-out questions to the split dataset.
+
+    Documents held out whole by the document split get held-out questions but no training view.
+    A held-out question that (near-)repeats training text (the contamination check's n-gram rule)
+    is dropped and counted. Updates `out.report` ("knowledge", "split", "contamination").
+    """
+    from mason.generate.balance import contamination
+    from mason.generate.knowledge import build
+
+    k = cfg.knowledge
+    heldout_docs = frozenset(str(s["meta"]["source"].get("doc")) for s in kept if s["meta"]["split"] == "eval")
+    made = build(chunks, questions_per_span=k.questions_per_span, framings=k.framings, paragraphs=k.paragraphs,
+                 seed=cfg.seed, system=cfg.system_prompt, heldout_docs=heldout_docs)
+    ids = {s["id"] for s in kept}
+    views = []
+    for view in made.train:  # a view can repeat a generated sample (or another view): keep one
+        if view["id"] not in ids:
+            ids.add(view["id"])
+            views.append(view)
+    train = [s for s in kept if s["meta"]["split"] == "train"] + views
+    questions: list[dict[str, Any]] = []
+    dropped = 0
+    if k.heldout_questions and made.eval:
+        check = contamination(train, made.eval, worst=len(made.eval))
+        bad = {str(h["id"]) for h in check["worst"]}
+        for q in made.eval:
+            if str(q["id"]) in bad or q["id"] in ids:
+                out.reject(q, "heldout_near_duplicate", "knowledge")
+                dropped += 1
+            else:
+                ids.add(q["id"])
+                questions.append(q)
+    kept = kept + views + questions
+    out.report["knowledge"] = {**made.report, "heldout_kept": len(questions), "heldout_dropped_near_duplicates": dropped}
+    evals = [s for s in kept if s["meta"]["split"] == "eval"]
+    out.report["contamination"] = contamination(train, evals)
+    out.report["split"] = {
+        "train": len(train), "eval": len(evals),
+        "train_documents": len({s["meta"]["source"].get("doc") for s in train}),
+        "eval_documents": len({s["meta"]["source"].get("doc") for s in evals}),
+    }
+    return kept
+
+
 def rejection_counts(rejected: list[dict[str, Any]]) -> dict[str, int]:
     """Number of rejected samples per reason code (the part before any `:` detail)."""
     counts: Counter[str] = Counter()

@@ -212,7 +212,7 @@ async def _refine_and_write(ctx: TaskContext, cfg: GenerateConfig, units: list[U
                             judge: Any, client: Any, counts: dict[str, int]) -> TaskResult:
     from mason.generate.quality import dataset_quality
     from mason.generate.refine import (
-        Refined, apply_dedup, apply_heuristics, apply_judge, rejection_counts, select_and_split,
+        Refined, apply_dedup, apply_heuristics, apply_judge, apply_knowledge, rejection_counts, select_and_split,
     )
 
     raw = _collect(units, ctx.out_dir / RAW)
@@ -228,6 +228,8 @@ async def _refine_and_write(ctx: TaskContext, cfg: GenerateConfig, units: list[U
     if cfg.records is not None:
         weights[DISTILLATION] = sum(cfg.task_type.values()) / len(cfg.task_type)
     kept = select_and_split(kept, cfg, out, weights)
+    if cfg.knowledge.enabled:
+        kept = apply_knowledge(kept, _load_chunks(ctx), cfg, out)
     if not raw:
         raise MasonError(
             f"the teacher produced no usable sample: all {counts['units_unusable']} answered units were unusable "
@@ -267,5 +269,6 @@ def _result(cfg: GenerateConfig, kept: list[dict], raw: list[dict], out: Any, cl
         files=[SAMPLES, REJECTED, RAW],
         details={"per_task": per_task, "rejections": rejection_counts(out.rejected), "quality": quality,
                  "split": out.report["split"], "contamination": out.report["contamination"], "usage": usage,
+                 "knowledge": out.report.get("knowledge"),
                  "teacher": cfg.teacher.model, "judge": cfg.judge_llm.model if cfg.judge_llm else None},
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 from mason.core.console import warn
 from mason.core.errors import InputError
-from mason.data.formats import is_preference, sample_id
+from mason.data.formats import is_plain_text, is_preference, sample_id
 
 IGNORE_INDEX = -100
 
@@ -216,8 +216,27 @@ def encode_chat(sample: Sample, renderer: ChatRenderer, max_length: int, train_o
     return {"input_ids": ids, "labels": labels}
 
 
+def encode_text(sample: Sample, tokenizer: Any, max_length: int) -> dict[str, list[int]]:
+    """Token ids and labels of a plain-text sample (a `{"text"}` row): the raw text, without the chat
+    template, then the end-of-sequence token; every token is trained on (continued pretraining).
+
+    Raises:
+        InputError: the text is empty.
+    """
+    text = sample.row["messages"][0]["content"]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise InputError(f"{sample.where}: the plain-text sample is empty")
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is not None:  # the text ends there: the model learns to stop, not to run on into the next sample
+        ids = [*ids, eos]
+    ids = ids[:max_length]
+    return {"input_ids": ids, "labels": list(ids)}
+
+
 def tokenize_sft(samples: list[Sample], tokenizer: Any, max_length: int, train_on_prompt: bool) -> list[dict]:
-    """Encode every SFT sample (see `encode_chat`); preference samples train on their chosen answer.
+    """Encode every SFT sample: chat samples with `encode_chat` (preference samples train on their
+    chosen answer), plain-text samples with `encode_text`; both kinds mix in one dataset.
 
     Raises:
         InputError: listing up to 5 samples that leave nothing to train on, with the count.
@@ -228,7 +247,10 @@ def tokenize_sft(samples: list[Sample], tokenizer: Any, max_length: int, train_o
         if is_preference(s.row) and s.row.get("chosen"):
             s = Sample({**s.row, "messages": [*s.row["messages"], s.row["chosen"]]}, s.line, s.source)
         try:
-            rows.append(encode_chat(s, renderer, max_length, train_on_prompt))
+            if is_plain_text(s.row):
+                rows.append(encode_text(s, tokenizer, max_length))
+            else:
+                rows.append(encode_chat(s, renderer, max_length, train_on_prompt))
         except InputError as e:
             errors.append(e)
     if errors:

@@ -38,10 +38,11 @@ if importlib.util.find_spec("llama_cpp") is None:
     pytest.skip('llama-cpp-python is not installed: pip install "mason[llama]" (see MACHINE_NOTES.md '
                 "for the AMX-off CMAKE_ARGS)", allow_module_level=True)
 
-# With its chat template's default system prompt, greedy SmolLM2-135M (Q4_1) rambles ("L'Étoile,
-# la Cité, ..."); with a plain one it answers "The capital of France is Paris." Greedy decoding
-# keeps the answer the same on every run.
-SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+# Greedy SmolLM2-135M (Q4_1) is on a knife's edge with some system prompts, and which way it falls
+# depends on the CPU's kernels: with "You are a helpful assistant." it answered Paris on an AVX-512
+# Xeon and rambled in French on an AVX2-only EPYC (top-1 agreement with the fp32 model 96% there).
+# With this one it answers "The capital of France is Paris." on both. Greedy: the same on every run.
+SYSTEM = {"role": "system", "content": "Answer the question in one short sentence."}
 QUESTION = [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
 
 
