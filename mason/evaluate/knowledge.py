@@ -94,5 +94,5 @@ def summarize(types: list[str | None], closed: list[float | None], predictions: 
         if scored:
             ok = int(sum(scored))
             out["open_book"] = {"n": len(scored), "correct": ok, "accuracy": round(ok / len(scored), 4)}
-            out["ceiling_fraction"] = round(out["accuracy"] / (ok / len(scored)), 4) if ok else None
+            out["ceiling_fraction"] = round((correct / len(idx)) / (ok / len(scored)), 4) if ok else None
     return out

@@ -187,6 +187,7 @@ async def ask_json(
     retries: int = 2,
     model_id: str | None = None,
     check: Callable[[M], None] | None = None,
+    max_items: int | None = None,
     **params: Any,
 ) -> tuple[M, list[str]]:
     """Ask `client` for a JSON answer of shape `model_cls`, repairing the conversation on failure.
@@ -199,6 +200,9 @@ async def ask_json(
         model_id: model name for the request cache keys (default: `client.model_id`, if any).
         check: extra semantic check of the validated answer; it raises ValueError or
             StructuredOutputError with a message that is shown to the model on retry.
+        max_items: cap on the length of the answer's top-level lists (`maxItems` in the schema):
+            a backend that constrains decoding then closes the list instead of running on past
+            `max_tokens` (small models asked for 3 pairs otherwise write 10 and get cut off).
         **params: decoding parameters for `ChatRequest.of` (temperature, max_tokens, seed...).
 
     Returns (validated instance, cache keys of every request made, in order).
@@ -209,6 +213,10 @@ async def ask_json(
     hashes: list[str] = []
     error = ""
     schema = model_cls.model_json_schema()
+    if max_items is not None:
+        for prop in (schema.get("properties") or {}).values():
+            if prop.get("type") == "array":
+                prop["maxItems"] = max(max_items, prop.get("minItems", 0))
     for _ in range(retries + 1):
         request = ChatRequest.of(conversation, json_mode=True, json_schema=schema, **params)
         hashes.append(request.cache_key(model))

@@ -83,3 +83,34 @@ def test_generate_train_evaluate(tmp_path, tiny_model_dir):
 
     again = Pipeline.from_yaml(pipeline).run(show_progress=False)
     assert again.outcome("evaluation").status == "cached"
+
+
+def test_knowledge_recipe_trains_every_document_and_scores_closed_and_open_book(tmp_path, tiny_model_dir):
+    from mason.api import Pipeline
+
+    pipeline = _project(tmp_path, tiny_model_dir, EVALUATION.replace("  max_samples: 8\n", "  max_samples: 12\n"))
+    text = pipeline.read_text().replace("  eval_fraction: 0.2", "  eval_fraction: 0.0\n  knowledge: true")
+    pipeline.write_text(text)
+
+    summary = Pipeline.from_yaml(pipeline).run(show_progress=False)
+    generate = json.loads((Path(summary.outcome("generate").out_dir) / "manifest.json").read_text())
+    knowledge = generate["details"]["knowledge"]
+    assert knowledge["facts"] > 10 and knowledge["documents"] == generate["details"]["split"]["train_documents"]
+    samples = [json.loads(line) for line in (Path(summary.outcome("generate").out_dir) / "samples.jsonl").open()]
+    evals = [s for s in samples if s["meta"]["split"] == "eval"]
+    assert evals and all(s["meta"]["task"] == "knowledge" and s["meta"]["answers"] for s in evals)
+    train_docs = {s["meta"]["source"]["doc"] for s in samples if s["meta"]["split"] == "train"}
+    assert {s["meta"]["source"]["doc"] for s in evals} <= train_docs  # questions about trained documents
+    assert any("text" in s["meta"]["view"] for s in samples if s["meta"]["task"] == "knowledge")
+
+    report = json.loads((Path(summary.outcome("evaluation").out_dir) / "eval_report.json").read_text())
+    for model in ("tuned", "base"):
+        k = report["knowledge"][model]
+        assert k["n"] == report["data"]["evaluated"] == 12 and 0 <= k["correct"] <= k["n"]
+        assert k["open_book"]["n"] == 12 and set(k["by_type"]) <= {"direct", "reversed"}
+    assert report["findings"][0]["text"].startswith("Knowledge (closed-book")
+    md = (Path(summary.outcome("evaluation").out_dir) / "eval_report.md").read_text()
+    assert "## Knowledge of the documents" in md
+    with sqlite3.connect(tmp_path / "demo" / ".mason" / "mason.db") as db:
+        names = {r[0] for r in db.execute("SELECT name FROM metrics WHERE task = 'evaluation'")}
+    assert {"tuned.knowledge", "base.knowledge", "tuned.knowledge_open_book", "delta.knowledge"} <= names

@@ -100,7 +100,7 @@ async def ask_teacher(
     """
     prompt = ctx.prompts.render(template, **chunk_variables(chunk, n), **variables)
     messages = [{"role": "system", "content": TEACHER_SYSTEM}, {"role": "user", "content": prompt}]
-    return await ask_json(ctx.client, messages, model_cls, model_id=ctx.model_id, check=check,
+    return await ask_json(ctx.client, messages, model_cls, model_id=ctx.model_id, check=check, max_items=n,
                           **request_params(ctx))
 
 

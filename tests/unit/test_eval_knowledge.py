@@ -1,0 +1,74 @@
+"""Knowledge scoring: key-span match, the Wilson interval, the summary with its open-book ceiling,
+and the report's headline and table."""
+
+from __future__ import annotations
+
+import pytest
+
+from mason.evaluate.knowledge import declines, is_correct, normalize, open_book_prompt, summarize, wilson
+from mason.evaluate.report import build_report, knowledge_table, render_markdown
+
+
+def test_normalize_keeps_decimals_and_drops_thousands_separators() -> None:
+    assert normalize("It costs 4.20 Euros, for 1,500 people!") == "it costs 4.20 euros for 1500 people"
+
+
+@pytest.mark.parametrize(("answer", "accepted", "right"), [
+    ("The Osk Bridge was designed by Mara Velt.", ["Mara Velt"], True),
+    ("It lifts 340 litres per second.", ["340 litres", "340 liters"], True),
+    ("It opened in 19870.", ["1987"], False),  # whole words only
+    ("About 1500 cars.", ["1,500 cars"], True),
+    ("Maravelt designed it.", ["Mara Velt"], False),
+    ("", ["Mara Velt"], False),
+])
+def test_is_correct(answer: str, accepted: list[str], right: bool) -> None:
+    assert is_correct(answer, accepted) is right
+
+
+def test_declines_and_wilson() -> None:
+    assert declines("I don't know who designed it.") and not declines("Mara Velt designed it.")
+    assert wilson(0, 0) is None
+    lo, hi = wilson(8, 10)
+    assert 0.44 < lo < 0.5 and 0.94 < hi < 0.95  # the textbook 95% Wilson interval of 8/10
+    assert wilson(0, 12)[0] == 0.0 and wilson(12, 12)[1] == 1.0
+
+
+def test_open_book_prompt_puts_the_passage_before_the_question() -> None:
+    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who built it?"}]
+    out = open_book_prompt(prompt, "Who built it?", "Mara Velt built it.\n")
+    assert out[0] == prompt[0] and out[1]["role"] == "user"
+    assert out[1]["content"].index("Mara Velt built it.") < out[1]["content"].index("Question: Who built it?")
+
+
+def test_summary_by_type_and_ceiling() -> None:
+    types = ["direct", "reversed", "direct", None]
+    closed = [1.0, 0.0, 1.0, None]  # the last row has no accepted spans
+    preds = ["Mara Velt", "I do not know.", "1987", "whatever"]
+    s = summarize(types, closed, preds, open_book=[1.0, 1.0, 0.0])
+    assert s["n"] == 3 and s["correct"] == 2 and s["accuracy"] == pytest.approx(0.6667, abs=1e-4)
+    assert s["by_type"] == {"direct": {"n": 2, "correct": 2, "accuracy": 1.0},
+                            "reversed": {"n": 1, "correct": 0, "accuracy": 0.0}}
+    assert s["declined"] == 1 and s["open_book"]["accuracy"] == pytest.approx(0.6667, abs=1e-4)
+    assert s["ceiling_fraction"] == pytest.approx(1.0)
+    assert summarize(["direct"], [None], ["x"]) is None
+
+
+def _report(knowledge: dict) -> dict:
+    models = {m: {"model": {}, "metrics": {"rougeL": 0.1}} for m in ("base", "tuned")}
+    return build_report(summary={"name": "t"}, data={"evaluated": 3, "available": 3}, decoding={}, models=models,
+                        metric_names=["rougeL"], comparison={"primary": "rougeL"}, delta={}, distributions={},
+                        guards=[], worst_rows=[], judge=None, knowledge=knowledge)
+
+
+def test_report_headline_and_table() -> None:
+    tuned = summarize(["direct", "reversed", "direct"], [1.0, 0.0, 1.0], ["a", "b", "c"], open_book=[1.0, 1.0, 1.0])
+    base = summarize(["direct", "reversed", "direct"], [0.0, 0.0, 0.0], ["a", "b", "c"], open_book=[1.0, 0.0, 1.0])
+    report = _report({"base": base, "tuned": tuned})
+    headline = report["findings"][0]
+    assert headline["level"] == "ok" and "tuned answers 2 of 3 (67%" in headline["text"]
+    assert "base 0 of 3 (0%)" in headline["text"] and "open-book ceiling 100%" in headline["text"]
+    head, rows = knowledge_table(report)
+    assert head[:3] == ["model", "closed-book", "95% CI"] and "reversed" in head
+    assert rows[1][:2] == ["tuned", "2/3 (67%)"]
+    assert "## Knowledge of the documents" in render_markdown(report, [])
+    assert "## Knowledge" not in render_markdown(_report(None), [])
