@@ -26,8 +26,6 @@ own `answers`; a `direct` one uses the fact's unless it gives its own.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -35,6 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+# scoring: the same key-span match and decline markers as the evaluation task's knowledge score
+from mason.evaluate.knowledge import declines as is_abstention
+from mason.evaluate.knowledge import is_correct, normalize
 
 from mason.ingest.samples import (
     Sections,
@@ -277,43 +279,3 @@ def questions(kb: KnowledgeBase, types: Iterable[str] = QUESTION_TYPES) -> Itera
                 yield fact, question
 
 
-# ---------------------------------------------------------------- scoring
-
-
-def normalize(text: str) -> str:
-    """`text` in lower case (NFKC), punctuation and symbols turned into spaces except a `.` or `,`
-    between two digits (4.20, 1,500), spaces collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    out = []
-    for i, ch in enumerate(text):
-        inside_number = ch in ".," and 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
-        out.append(ch if ch.isalnum() or inside_number else " ")
-    return " ".join("".join(out).split())
-
-
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-
-
-def _plain(text: str) -> str:
-    # "1,500" and "1500" are the same number: drop thousands separators on both sides
-    return _THOUSANDS.sub("", normalize(text))
-
-
-def is_correct(answer: str, accepted: Iterable[str]) -> bool:
-    """Whether `answer` contains one of the `accepted` spans as whole words, after `normalize`
-    and with thousands separators ignored ("1,500" matches "1500"; "1987" does not match "19870")."""
-    padded = f" {_plain(answer)} "
-    return any(span and f" {span} " in padded for span in map(_plain, accepted))
-
-
-#: phrases that mark an answer as an admission of not knowing (matched after `normalize`)
-ABSTENTION_MARKERS = (
-    "don't know", "do not know", "not sure", "no information", "unknown", "cannot answer", "can't answer",
-    "not aware", "no record", "unable to", "not mentioned", "no data", "i'm sorry", "i am sorry",
-    "not able to", "don't have", "do not have", "no reliable", "not provided", "no such",
-)
-
-
-def is_abstention(answer: str) -> bool:
-    """Whether `answer` declines to answer (says it does not know) instead of stating something."""
-    return is_correct(answer, ABSTENTION_MARKERS)

@@ -17,9 +17,13 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-#: answers that decline instead of inventing (counted apart from wrong answers)
-_DECLINE = re.compile(r"\b(i don'?t know|i do not know|not sure|no information|cannot (?:find|answer|say)|"
-                      r"can'?t (?:find|answer|say)|not mentioned|unknown|i'?m not aware|no record)\b", re.IGNORECASE)
+#: phrases of an answer that declines instead of inventing (matched like answer spans, after `normalize`)
+DECLINE_MARKERS = (
+    "don't know", "do not know", "not sure", "no information", "unknown", "cannot answer", "can't answer",
+    "not aware", "no record", "unable to", "not mentioned", "no data", "i'm sorry", "i am sorry",
+    "not able to", "don't have", "do not have", "no reliable", "not provided", "no such", "cannot find",
+    "can't find",
+)
 _OPEN_BOOK_ASK = "Use the passage to answer the question.\n\nPassage:\n{source}\n\nQuestion: {question}"
 
 
@@ -41,7 +45,7 @@ def is_correct(answer: str, accepted: Sequence[str]) -> bool:
 
 def declines(answer: str) -> bool:
     """True when the answer says it does not know rather than giving one."""
-    return bool(_DECLINE.search(answer))
+    return is_correct(answer, DECLINE_MARKERS)
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float] | None:

@@ -54,7 +54,8 @@ _NAME = re.compile(rf"{_CAP_WORD}(?:\s+(?:(?:of|de|van|der|la|du|and)\s+)?{_CAP_
 _TECH = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z])(?=[A-Za-z0-9-]*[0-9])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b")
 _MONTHS = ("january february march april may june july august september october november december").split()
 _UNIT_NOT = frozenset("and or in on at by to of the a an for from with is are was were per than as which that "
-                      "who when while if until after before since during".split())
+                      "who when while if until after before since during means has have had will can may must "
+                      "should would could does do did not".split())
 _OPENERS = frozenset("the a an in on at by for from with after before during since when while if this that these "
                      "those each every all some most many one two three four five six seven eight nine ten".split())
 
@@ -152,7 +153,26 @@ def key_spans(sentence: str, proper: frozenset[str] = frozenset()) -> list[Span]
         if len(words) > 1 and words[0].lower() in _MONTHS:  # "March Velt" is rare; "In March" common
             continue
         add(start, m.end(), "name")
-    return sorted(spans, key=lambda s: s.start)
+    return _joined(sentence, sorted(spans, key=lambda s: s.start))
+
+
+def _joined(sentence: str, spans: list[Span]) -> list[Span]:
+    """Spans that touch ("ISO" + "8601 UTC", "50 degrees" + "Celsius") are one span."""
+    out: list[Span] = []
+    for span in spans:
+        prev = out[-1] if out else None
+        if prev is not None and sentence[prev.start + len(prev.text):span.start] == " ":
+            text = sentence[prev.start:span.start + len(span.text)]
+            kind = "number" if "number" in (prev.kind, span.kind) else prev.kind
+            out[-1] = Span(text, kind, prev.start, prev.phrase[: len(prev.phrase) - len(prev.text)] + text)
+        else:
+            out.append(span)
+    return out
+
+
+def _strong(span: Span) -> bool:
+    """A span that identifies a fact by itself: a name, a year, or a number with its unit (not "10")."""
+    return span.kind != "number" or not re.fullmatch(r"[\d.,:]+", span.text)
 
 
 def extract_facts(chunk: dict[str, Any], passage: Passage | None = None) -> list[Fact]:
@@ -246,8 +266,9 @@ def heldout_questions(fact: Fact, *, system: str | None = None) -> list[dict[str
                 out.append(_qa(fact, question, "heldout", split="eval", system=system,
                                meta={"heldout": "question", "answers": answers, "question_type": "direct"}))
                 break
-    if len(fact.spans) >= 2:
-        target, cues = fact.spans[0], fact.spans[1:3]
+    cues = [s for s in fact.spans[1:] if _strong(s)][:2]
+    if cues and _strong(fact.spans[0]):
+        target = fact.spans[0]
         cue = " and ".join(c.phrase for c in cues)
         question = f"According to {_title(fact)}, {_KIND_WORD[target.kind]} goes with {cue}?"
         out.append(_qa(fact, question, "heldout", split="eval", system=system,

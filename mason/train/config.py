@@ -157,6 +157,10 @@ class TrainingConfig(Section):
         description="Also send metrics to these trackers (`tensorboard`, `mlflow`, `wandb`); the SQLite "
         "tracker always gets them.",
     )
+    replay: int = Field(
+        0, ge=0, le=1000,
+        description="General prompts the model answers itself before training, mixed into the training data "
+                    "(self-distillation replay: limits forgetting of what it knew); 0 turns it off.")
     test_prompts: list[str] = Field(
         default_factory=list, description="Prompts answered after each stage, saved into the stage's folder."
     )

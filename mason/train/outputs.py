@@ -70,8 +70,10 @@ def save_merged(model: Any, tokenizer: Any, folder: Path) -> Path:
     return write_folder(folder, fill)
 
 
-def answer_prompts(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int) -> list[dict[str, str]]:
-    """Greedy answers of the model to each prompt, rendered with the chat template.
+def answer_prompts(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int,
+                   batch_size: int = 16) -> list[dict[str, str]]:
+    """Greedy answers of the model to each prompt, rendered with the chat template, `batch_size`
+    prompts at a time (left-padded).
 
     Returns:
         [{"prompt", "answer"}] in order.
@@ -81,15 +83,21 @@ def answer_prompts(model: Any, tokenizer: Any, prompts: list[str], max_new_token
     model.eval()
     out = []
     device = next(model.parameters()).device
-    for prompt in prompts:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
-        enc = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(device)
-        with torch.no_grad():
-            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-        answer = tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        out.append({"prompt": prompt, "answer": answer.strip()})
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation continues every row from its last real token
+    try:
+        for start in range(0, len(prompts), batch_size):
+            batch = prompts[start:start + batch_size]
+            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                   add_generation_prompt=True) for p in batch]
+            enc = tokenizer(texts, add_special_tokens=False, return_tensors="pt", padding=True).to(device)
+            with torch.no_grad():
+                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id)
+            for prompt, row in zip(batch, ids[:, enc["input_ids"].shape[1]:], strict=True):
+                out.append({"prompt": prompt, "answer": tokenizer.decode(row, skip_special_tokens=True).strip()})
+    finally:
+        tokenizer.padding_side = side
     return out
 
 

@@ -214,6 +214,12 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
     if scfg.eval_steps and not evals:
         warn(f"stage '{stage.name}': eval_steps is set but no sample has meta.split = eval; no evaluation")
     model, tok = prepare(ctx.pipeline.base_model, ctx.base_dir, scfg, init_from)
+    if scfg.replay and scfg.type == "sft":
+        from mason.train.replay import replay_samples
+
+        replay = replay_samples(model, tok, scfg.replay, max_new_tokens=scfg.test_max_new_tokens, seed=scfg.seed)
+        info(f"  replay: {len(replay)} general prompts answered by the model itself, mixed into the training data")
+        train = train + replay
     rows = (_encode(scfg, train, tok), _encode(scfg, evals, tok))
     ckpt_dir = stage_dir / "checkpoints"
     ckpt = _resume_point(ckpt_dir, ctx.resuming, ctx.out_dir / METRICS, stage.name)

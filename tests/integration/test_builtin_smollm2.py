@@ -88,3 +88,24 @@ def test_second_materialize_is_a_fast_no_op(built: tuple[Path, float], monkeypat
     seconds = time.perf_counter() - started
     assert seconds < 1.0 and seconds < first_seconds / 10
     assert {p.name: p.stat().st_mtime_ns for p in path.iterdir()} == before
+
+
+def test_replay_answers_are_the_models_own_and_batching_changes_nothing(built: tuple[Path, float]) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mason.train.outputs import answer_prompts
+    from mason.train.replay import replay_prompts, replay_samples
+
+    path, _ = built
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.pad_token = tok.pad_token or tok.eos_token  # as training loads it (mason.train.modeling)
+    side = tok.padding_side
+    model = AutoModelForCausalLM.from_pretrained(path)
+    samples = replay_samples(model, tok, 4, max_new_tokens=12, seed=1)
+    assert len(samples) == 4 and all(s.row["meta"]["task"] == "replay" for s in samples)
+    prompts = [s.row["messages"][0]["content"] for s in samples]
+    assert set(prompts) <= set(replay_prompts()) and len(replay_prompts()) >= 60
+    # left-padded batches give the same greedy answers as one prompt at a time
+    one_by_one = answer_prompts(model, tok, prompts, 12, batch_size=1)
+    assert [s.row["messages"][1]["content"] for s in samples] == [a["answer"] for a in one_by_one]
+    assert tok.padding_side == side  # restored for training

@@ -31,7 +31,8 @@ def _project(tmp_path: Path, model: Path, evaluation: str, export: str = "") -> 
     pipeline = init_demo(tmp_path / "demo", training=True)
     text = pipeline.read_text().split("\n# Task `evaluation`", 1)[0]
     text = text.replace("base_model: smollm2-135m-instruct", f"base_model: {model}")
-    text = "\n".join("  max_steps: 24" if line.startswith("  max_steps:") else line for line in text.splitlines())
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("  max_steps:"))
+    text = text.replace("\ntraining:\n", "\ntraining:\n  max_steps: 24\n", 1)
     pipeline.write_text(text + "\n" + evaluation + export)
     return pipeline
 

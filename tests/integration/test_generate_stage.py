@@ -80,9 +80,14 @@ def test_quickstart_generates_a_split_dataset_offline(tmp_path):
     folder = Path(gen["artifacts"])
     samples = read_jsonl(folder / "samples.jsonl")
     assert len(samples) >= 60
-    train_docs = {s["meta"]["source"]["doc"] for s in samples if s["meta"]["split"] == "train"}
-    eval_docs = {s["meta"]["source"]["doc"] for s in samples if s["meta"]["split"] == "eval"}
-    assert train_docs and eval_docs and not train_docs & eval_docs
+    # every document is trained on; the eval split is held-out questions about them, never trained on
+    train = [s for s in samples if s["meta"]["split"] == "train"]
+    evals = [s for s in samples if s["meta"]["split"] == "eval"]
+    docs = {d["doc"] for d in read_jsonl(Path(out["tasks"][0]["artifacts"]) / "documents.jsonl")}
+    assert {s["meta"]["source"]["doc"] for s in train} == docs
+    assert evals and all(s["meta"]["task"] == "knowledge" and s["meta"]["answers"] for s in evals)
+    asked = {s["messages"][-2]["content"] for s in train if len(s["messages"]) > 1}
+    assert not asked & {s["messages"][-2]["content"] for s in evals}
     chunks = {c["id"]: c for c in read_jsonl(Path(out["tasks"][0]["artifacts"]) / "chunks.jsonl")}
     for s in samples:
         assert s["messages"][-1]["role"] in {"assistant", "user"}

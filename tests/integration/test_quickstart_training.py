@@ -21,9 +21,14 @@ def run(pipeline: Path, *args: str) -> dict:
 
 
 def with_model(pipeline: Path, model: str, **training: object) -> None:
+    """Set the base model and these keys (replaced where the YAML has them, else added to `training:`)."""
     text = pipeline.read_text().replace("base_model: smollm2-135m-instruct", f"base_model: {model}")
     for key, value in training.items():
-        text = "\n".join(f"  {key}: {value}" if line.startswith(f"  {key}:") else line for line in text.splitlines())
+        if any(line.startswith(f"  {key}:") for line in text.splitlines()):
+            text = "\n".join(f"  {key}: {value}" if line.startswith(f"  {key}:") else line
+                             for line in text.splitlines())
+        else:
+            text = text.replace("\ntraining:\n", f"\ntraining:\n  {key}: {value}\n", 1)
     pipeline.write_text(text + "\n")
 
 
@@ -71,7 +76,7 @@ def test_quickstart_lora_on_real_smollm2(tmp_path):
     assert manifest["counts"]["steps"] == 3
     assert manifest["metrics"]["adapter_change"] > 0
     config = json.loads((folder / "adapter" / "adapter_config.json").read_text())
-    assert config["r"] == 16
+    assert config["r"] == 64  # the quickstart's knowledge-absorbing rank
     answers = [json.loads(line) for line in (folder / "answers.jsonl").read_text().splitlines()]
     assert answers and answers[0]["answer"].strip()
     export = json.loads((Path(out["tasks"][4]["artifacts"]) / "export_report.json").read_text())

@@ -138,6 +138,27 @@ def test_assistant_only_masking_token_by_token(tiny_model_dir):
     assert everything["labels"] == everything["input_ids"]
 
 
+def test_plain_text_and_chat_mix_in_one_dataset(tmp_path, tiny_model_dir):
+    """A `{"text"}` row trains on every token of the raw text (no chat template) plus EOS; a chat row
+    beside it still masks its prompt."""
+    from transformers import AutoTokenizer
+
+    from mason.train.data import IGNORE_INDEX, load_samples, tokenize_sft
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    data = write_jsonl(tmp_path / "mixed.jsonl", [
+        {"text": "The Osk Bridge was designed by Mara Velt in 1987."},
+        {"messages": [{"role": "user", "content": "Who designed the Osk Bridge?"},
+                      {"role": "assistant", "content": "Mara Velt."}]},
+    ])
+    text_row, chat_row = tokenize_sft(load_samples(data), tok, 512, train_on_prompt=False)
+    raw = tok("The Osk Bridge was designed by Mara Velt in 1987.", add_special_tokens=False)["input_ids"]
+    assert text_row["input_ids"] == raw + [tok.eos_token_id] and text_row["labels"] == text_row["input_ids"]
+    assert "<|im_start|>" not in tok.decode(text_row["input_ids"])
+    trained = tok.decode([t for t in chat_row["labels"] if t != IGNORE_INDEX])
+    assert trained == "Mara Velt.<|im_end|>" and chat_row["labels"][0] == IGNORE_INDEX
+
+
 def test_tool_calls_are_rendered_and_trained(tiny_model_dir):
     from transformers import AutoTokenizer
 

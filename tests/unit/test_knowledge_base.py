@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.knowledge_base import (
+    DEFAULT,
     QUESTION_TYPES,
     KnowledgeBase,
     is_abstention,
@@ -59,7 +60,7 @@ def test_answers_are_in_sentences_and_not_in_questions(kb: KnowledgeBase) -> Non
 
 
 def test_load_rejects_a_sentence_missing_from_its_document(tmp_path: Path) -> None:
-    text = Path("bench/knowledge_base.yaml").read_text(encoding="utf-8")
+    text = DEFAULT.read_text(encoding="utf-8")
     bad = tmp_path / "kb.yaml"
     bad.write_text(text.replace("sentence: The Saltwren Bridge opened in 1881.",
                                 "sentence: The Saltwren Bridge opened in 1882."), encoding="utf-8")
@@ -74,7 +75,7 @@ def test_load_rejects_a_sentence_missing_from_its_document(tmp_path: Path) -> No
 
 
 def test_normalize_keeps_numbers_and_drops_punctuation() -> None:
-    assert normalize("  It costs 4.20 EUR, or 1,500 cents!  ") == "it costs 4.20 eur or 1,500 cents"
+    assert normalize("  It costs 4.20 EUR, or 1,500 cents!  ") == "it costs 4.20 eur or 1500 cents"
     assert normalize("Ｈalvesk’s “bridge” – 1881.") == "halvesk s bridge 1881"
 
 
