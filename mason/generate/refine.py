@@ -115,10 +115,21 @@ def apply_dedup(samples: list[dict[str, Any]], cfg: GenerateConfig, out: Refined
     return kept
 
 
+def _split_report(train: list[dict[str, Any]], evals: list[dict[str, Any]], out: Refined) -> None:
+    from mason.generate.balance import contamination
+
+    out.report["contamination"] = contamination(train, evals)
+    out.report["split"] = {
+        "train": len(train), "eval": len(evals),
+        "train_documents": len({s["meta"]["source"].get("doc") for s in train}),
+        "eval_documents": len({s["meta"]["source"].get("doc") for s in evals}),
+    }
+
+
 def select_and_split(samples: list[dict[str, Any]], cfg: GenerateConfig, out: Refined,
                      task_weights: dict[str, float]) -> list[dict[str, Any]]:
     """Balance to the target and the caps, then split train/eval by source document."""
-    from mason.generate.balance import balance, contamination, split_by_document
+    from mason.generate.balance import balance, split_by_document
 
     kept, dropped = balance(samples, target=cfg.num_instructions, task_weights=task_weights,
                             max_per_document=cfg.max_per_document, max_per_task=cfg.max_per_task,
@@ -128,12 +139,7 @@ def select_and_split(samples: list[dict[str, Any]], cfg: GenerateConfig, out: Re
     split_by_document(kept, cfg.eval_fraction, cfg.seed)
     train = [s for s in kept if s["meta"]["split"] == "train"]
     evals = [s for s in kept if s["meta"]["split"] == "eval"]
-    out.report["contamination"] = contamination(train, evals)
-    out.report["split"] = {
-        "train": len(train), "eval": len(evals),
-        "train_documents": len({s["meta"]["source"].get("doc") for s in train}),
-        "eval_documents": len({s["meta"]["source"].get("doc") for s in evals}),
-    }
+    _split_report(train, evals, out)
     return kept
 
 
@@ -174,12 +180,7 @@ def apply_knowledge(kept: list[dict[str, Any]], chunks: list[dict[str, Any]], cf
     kept = kept + views + questions
     out.report["knowledge"] = {**made.report, "heldout_kept": len(questions), "heldout_dropped_near_duplicates": dropped}
     evals = [s for s in kept if s["meta"]["split"] == "eval"]
-    out.report["contamination"] = contamination(train, evals)
-    out.report["split"] = {
-        "train": len(train), "eval": len(evals),
-        "train_documents": len({s["meta"]["source"].get("doc") for s in train}),
-        "eval_documents": len({s["meta"]["source"].get("doc") for s in evals}),
-    }
+    _split_report(train, evals, out)
     return kept
 
 
