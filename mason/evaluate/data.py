@@ -64,6 +64,8 @@ class EvalSet:
         split: the generate task's split report (train/eval counts and documents), if any.
         contamination: eval questions found in the training rows (the generate task's check, or
             computed here for a file of your own).
+        probe: held-out questions left out because training picked its checkpoint by them
+            (`meta.probe`, see `synthetic_data.knowledge.probe_questions`).
     """
 
     rows: list[EvalRow]
@@ -73,6 +75,7 @@ class EvalSet:
     train_rows: int | None = None
     split: dict[str, Any] | None = None
     contamination: dict[str, Any] | None = None
+    probe: int = 0
 
 
 def _resolve(path: str, base_dir: Path) -> Path:
@@ -210,6 +213,8 @@ def load_eval_set(cfg: EvaluationConfig, ctx: TaskContext) -> EvalSet:
         split = details.get("split")
         if cfg.max_samples is None and details.get("contamination"):
             contamination_report = details["contamination"]  # the generate task's check of this very split
+    probe = sum(1 for r in raw if (r.get("meta") or {}).get("probe"))
+    raw = [r for r in raw if not (r.get("meta") or {}).get("probe")]  # they chose the checkpoint: not a test
     pairs = [(r, e) for r in raw if (e := to_eval_row(r)) is not None]
     skipped = len(raw) - len(pairs)
     if skipped:
@@ -225,4 +230,4 @@ def load_eval_set(cfg: EvaluationConfig, ctx: TaskContext) -> EvalSet:
     for r in chosen:
         r.source = texts.get(r.chunk) if r.chunk else None
     return EvalSet(chosen, str(origin), len(pairs), skipped, len(train) if train_all is not None else None,
-                   split, contamination_report)
+                   split, contamination_report, probe)

@@ -12,40 +12,14 @@ share of the ceiling it reaches.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
-from collections.abc import Sequence
 from typing import Any
 
-#: phrases of an answer that declines instead of inventing (matched like answer spans, after `normalize`)
-DECLINE_MARKERS = (
-    "don't know", "do not know", "not sure", "no information", "unknown", "cannot answer", "can't answer",
-    "not aware", "no record", "unable to", "not mentioned", "no data", "i'm sorry", "i am sorry",
-    "not able to", "don't have", "do not have", "no reliable", "not provided", "no such", "cannot find",
-    "can't find",
-)
+from mason.data.answers import DECLINE_MARKERS, declines, is_correct, normalize
+
+__all__ = ["DECLINE_MARKERS", "declines", "is_correct", "normalize", "open_book_prompt", "row_scores", "summarize",
+           "wilson"]
+
 _OPEN_BOOK_ASK = "Use the passage to answer the question.\n\nPassage:\n{source}\n\nQuestion: {question}"
-
-
-def normalize(text: str) -> str:
-    """Lowercase, NFKC, thousands separators dropped ("1,500" -> "1500"), punctuation to spaces
-    (a decimal point inside a number stays), spaces collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"(?<=\d)[,\u202f\u00a0'](?=\d{3}\b)", "", text)
-    text = re.sub(r"(?<=\d)\.(?=\d)", "\0", text)  # keep decimal points through the punctuation pass
-    text = re.sub(r"[^\w\s\0]", " ", text).replace("\0", ".")
-    return " ".join(text.split())
-
-
-def is_correct(answer: str, accepted: Sequence[str]) -> bool:
-    """True when the normalized answer contains one accepted span as whole words."""
-    padded = f" {normalize(answer)} "
-    return any(span and f" {span} " in padded for span in (normalize(a) for a in accepted))
-
-
-def declines(answer: str) -> bool:
-    """True when the answer says it does not know rather than giving one."""
-    return is_correct(answer, DECLINE_MARKERS)
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float] | None:

@@ -103,7 +103,9 @@ def _findings(report: dict) -> list[dict[str, str]]:
                     "text": f"Contamination: {n} of {total} eval questions share a run of {cont.get('n', 8)} words "
                             "with the training data (or repeat a training question)." + (" Their scores may be optimistic." if n else "")})
     out.append({"level": "ok", "text": f"Evaluated {data['evaluated']} held-out rows (of {data['available']}); "
-                f"the training set has {num(data.get('train_rows'))} rows. No training row is evaluated."})
+                f"the training set has {num(data.get('train_rows'))} rows. No training row is evaluated."
+                + (f" {data['probe_questions_left_out']} held-out questions chose the training checkpoint and are"
+                   " not scored." if data.get("probe_questions_left_out") else "")})
     judge = report.get("judge")
     if judge:
         unscored = sum(v for per in judge["unscored"].values() for v in per.values())

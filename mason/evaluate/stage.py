@@ -273,7 +273,7 @@ def _report(ctx: TaskContext, cfg: EvaluationConfig, eval_set: EvalSet, answers:
     data = {"origin": eval_set.origin, "evaluated": len(eval_set.rows), "available": eval_set.available,
             "skipped_without_answer": eval_set.skipped, "train_rows": eval_set.train_rows,
             "with_source_passage": sum(1 for r in eval_set.rows if r.source), "split": eval_set.split,
-            "contamination": eval_set.contamination}
+            "contamination": eval_set.contamination, "probe_questions_left_out": eval_set.probe}
     summary = {"name": getattr(ctx.pipeline, "name", None) or "evaluation",
                "base_model": ctx.pipeline.base_model.name, "tuned_model": answers["tuned"].model.get("path"),
                "primary_metric": primary, "metrics": list(cfg.metrics), "custom_metrics": list(cfg.custom_metrics) or None,

@@ -100,6 +100,10 @@ class KnowledgeConfig(Section):
     paragraphs: bool = Field(True, description="Also train on each paragraph as plain text, once.")
     heldout_questions: bool = Field(
         True, description="Held-out questions (other templates, never trained on) for the closed-book knowledge score.")
+    probe_questions: int = Field(
+        16, ge=0, le=500,
+        description="Held-out questions set aside (at most a quarter of them) for training to pick its best "
+                    "checkpoint by (`training.select_by`); the evaluation does not score them. 0: none.")
 
 
 class GenerateConfig(Section):

@@ -177,8 +177,15 @@ def apply_knowledge(kept: list[dict[str, Any]], chunks: list[dict[str, Any]], cf
             else:
                 ids.add(q["id"])
                 questions.append(q)
+    from mason.data.answers import probe_subset
+
+    probe = probe_subset(questions, k.probe_questions)
+    for q in questions:
+        if str(q["id"]) in probe:
+            q["meta"]["probe"] = True
     kept = kept + views + questions
-    out.report["knowledge"] = {**made.report, "heldout_kept": len(questions), "heldout_dropped_near_duplicates": dropped}
+    out.report["knowledge"] = {**made.report, "heldout_kept": len(questions), "heldout_dropped_near_duplicates": dropped,
+                               "probe_questions": len(probe)}
     evals = [s for s in kept if s["meta"]["split"] == "eval"]
     _split_report(train, evals, out)
     return kept

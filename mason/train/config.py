@@ -131,9 +131,15 @@ class TrainingConfig(Section):
         description="A dataset file in any supported format (JSONL/JSON: OpenAI chat, ShareGPT, Alpaca, ...); "
         "default: the `generate` task's samples.jsonl. Rows with `meta.split: eval` form the eval set.",
     )
-    eval_steps: int | None = Field(
-        None, ge=1, description="Evaluate (eval loss, perplexity) every N steps; default: at the end only."
+    eval_steps: int | Literal["epoch"] | None = Field(
+        None, description="Evaluate (eval loss, perplexity, knowledge probe) every N steps, or `epoch`: after each "
+                          "epoch; default: at the end only."
     )
+    select_by: Literal["auto", "eval_loss", "knowledge"] = Field(
+        "auto", description="What picks the best checkpoint and drives early stopping: `knowledge` (the share of the "
+        "probe's held-out questions answered right, closed-book), `eval_loss`, or `auto` (knowledge when the eval "
+        "set has probe questions, see `synthetic_data.knowledge.probe_questions`).")
+    probe_max_new_tokens: int = Field(40, ge=1, description="Longest answer generated for a knowledge-probe question.")
     save_steps: int | None = Field(
         None, ge=1, description="Save a resumable checkpoint every N steps; default: eval_steps, else 50."
     )
@@ -142,7 +148,7 @@ class TrainingConfig(Section):
         None, ge=1, description="Stop after this many evaluations without improvement; needs eval_steps."
     )
     early_stopping_threshold: float = Field(
-        0.0, ge=0, description="Smallest eval-loss decrease that counts as an improvement."
+        0.0, ge=0, description="Smallest improvement of the selection metric (eval loss or knowledge) that counts."
     )
     stages: list[StageConfig] | None = Field(
         None, description="A curriculum: stages run in order, each starting from the previous stage's weights."
@@ -183,7 +189,12 @@ class TrainingConfig(Section):
         problems = []
         if self.early_stopping_patience is not None and self.eval_steps is None:
             problems.append("early_stopping_patience needs eval_steps (how often to evaluate)")
-        if self.eval_steps and self.save_steps and self.early_stopping_patience and self.save_steps % self.eval_steps:
+        if self.select_by == "knowledge" and self.eval_steps is None:
+            problems.append("select_by: knowledge needs eval_steps (N steps, or `epoch`)")
+        if isinstance(self.eval_steps, int) and self.eval_steps < 1:
+            problems.append("eval_steps must be at least 1 (or `epoch`)")
+        if (isinstance(self.eval_steps, int) and self.save_steps and self.early_stopping_patience
+                and self.save_steps % self.eval_steps):
             problems.append("with early stopping, save_steps must be a multiple of eval_steps (the best one is kept)")
         if self.stages is not None:
             if not self.stages:

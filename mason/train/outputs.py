@@ -70,10 +70,11 @@ def save_merged(model: Any, tokenizer: Any, folder: Path) -> Path:
     return write_folder(folder, fill)
 
 
-def answer_prompts(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int,
-                   batch_size: int = 16) -> list[dict[str, str]]:
-    """Greedy answers of the model to each prompt, rendered with the chat template, `batch_size`
-    prompts at a time (left-padded).
+def answer_prompts(model: Any, tokenizer: Any, prompts: list[str] | list[list[dict[str, Any]]],
+                   max_new_tokens: int, batch_size: int = 16) -> list[dict[str, Any]]:
+    """Greedy answers of the model to each prompt (a user message, or a whole conversation to
+    continue: `[{"role", "content"}, ...]`), rendered with the chat template, `batch_size` prompts
+    at a time (left-padded). The model is left in eval mode.
 
     Returns:
         [{"prompt", "answer"}] in order.
@@ -88,8 +89,8 @@ def answer_prompts(model: Any, tokenizer: Any, prompts: list[str], max_new_token
     try:
         for start in range(0, len(prompts), batch_size):
             batch = prompts[start:start + batch_size]
-            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                   add_generation_prompt=True) for p in batch]
+            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}] if isinstance(p, str) else p,
+                                                   tokenize=False, add_generation_prompt=True) for p in batch]
             enc = tokenizer(texts, add_special_tokens=False, return_tensors="pt", padding=True).to(device)
             with torch.no_grad():
                 ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,

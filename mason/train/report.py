@@ -20,9 +20,10 @@ from mason.core.errors import InputError, MasonError
 from mason.core.io import atomic_write_json, atomic_write_text, iter_jsonl
 
 # the order metrics appear in tables; other names (DPO rewards...) are listed after them
-METRICS = ("loss", "eval_loss", "eval_perplexity", "learning_rate", "grad_norm", "tokens_per_second", "step_time",
+METRICS = ("loss", "eval_loss", "eval_perplexity", "eval_knowledge", "learning_rate", "grad_norm", "tokens_per_second", "step_time",
            "epoch")
 LABELS = {"loss": "train loss", "eval_loss": "eval loss", "eval_perplexity": "eval perplexity",
+          "eval_knowledge": "knowledge probe",
           "learning_rate": "learning rate", "grad_norm": "grad norm", "tokens_per_second": "tokens / s",
           "step_time": "step time (s)", "epoch": "epoch"}
 LEVELS = ("ok", "warn", "fail")
@@ -225,6 +226,24 @@ def _eval_verdict(points: Series) -> Verdict | None:
     return Verdict("ok", text + ".", "best_eval")
 
 
+def _knowledge_verdict(points: Series) -> Verdict | None:
+    """The headline of a run with a knowledge probe: the best share of its held-out questions
+    answered right closed-book, where, and how it moved from the first evaluation to the last."""
+    if not points:
+        return None
+    best_step, best = max(points, key=lambda p: p[1])
+    first_step, first = points[0]
+    last_step, last = points[-1]
+    text = (f"Knowledge probe: best {100 * best:.0f}% of its held-out questions answered right closed-book, "
+            f"at step {best_step}")
+    if len(points) > 1:
+        text += f" ({100 * first:.0f}% at step {first_step}, {100 * last:.0f}% at the last evaluation, step {last_step})"
+    if best == 0:
+        return Verdict("warn", text + ": the model did not learn the facts; train longer or at a higher learning rate.",
+                       "knowledge")
+    return Verdict("ok", text + ".", "knowledge")
+
+
 def _grad_verdicts(points: Series) -> list[Verdict]:
     found: list[Verdict] = []
 
@@ -288,7 +307,7 @@ def verdicts(history: list[dict]) -> list[Verdict]:
         found = [_loss_verdict(s["loss"])]
     else:
         found = [Verdict("warn", "No training loss was logged: the run cannot be judged.", "loss_reduction")]
-    found += [v for v in (_eval_verdict(s.get("eval_loss", [])),) if v]
+    found += [v for v in (_knowledge_verdict(s.get("eval_knowledge", [])), _eval_verdict(s.get("eval_loss", []))) if v]
     found += _grad_verdicts(s.get("grad_norm", []))
     found += [v for v in (_drift_verdict(s.get("step_time", [])),) if v]
     return found
@@ -326,6 +345,9 @@ def build_report(history: list[dict], summary: dict) -> dict:
         ev = metrics["eval_loss"]
         best["eval_loss"] = {"value": ev["min"], "step": ev["min_step"], "perplexity": _perplexity(ev["min"])}
         final["eval_perplexity"] = _perplexity(final["eval_loss"])
+    if "max" in metrics.get("eval_knowledge", {}):
+        kn = metrics["eval_knowledge"]
+        best["knowledge"] = {"value": kn["max"], "step": kn["max_step"]}
     times = [e["time"] for e in history if isinstance(e.get("time"), int | float)]
     found = verdicts(history)
     status = max((v.level for v in found), key=LEVELS.index, default="ok")

@@ -27,18 +27,23 @@ def total_steps(n_rows: int, cfg: TrainingConfig) -> int:
     return max(1, math.ceil(steps_per_epoch(n_rows, cfg) * cfg.epochs))
 
 
-def trainer_kwargs(cfg: TrainingConfig, out_dir: Path, *, has_eval: bool, n_rows: int) -> dict[str, Any]:
+def trainer_kwargs(cfg: TrainingConfig, out_dir: Path, *, has_eval: bool, n_rows: int,
+                   select: str = "eval_loss") -> dict[str, Any]:
     """TrainingArguments fields shared by SFT and DPO (DPOConfig subclasses TrainingArguments).
 
     Checkpoints go to `out_dir/checkpoint-N` every `save_steps`; evaluation runs every
-    `eval_steps` when there is an eval set; with early stopping the best checkpoint is kept and
-    loaded at the end.
+    `eval_steps` (or each epoch) when there is an eval set; with early stopping the checkpoint with
+    the best `select` metric (`eval_loss`, lower is better; `eval_knowledge`, higher is better) is
+    kept and loaded at the end.
     """
     from mason.train.modeling import device_kind
 
     steps = total_steps(n_rows, cfg)
     evaluate = has_eval and cfg.eval_steps is not None
     early = evaluate and cfg.early_stopping_patience is not None
+    per_epoch = cfg.eval_steps == "epoch"
+    # the best checkpoint must be a saved one: with early stopping, saves follow the evaluations
+    save_every = cfg.save_steps or (cfg.eval_steps if evaluate and not per_epoch else None) or 50
     kwargs: dict[str, Any] = {
         "output_dir": str(out_dir),
         "per_device_train_batch_size": cfg.batch_size,
@@ -53,14 +58,14 @@ def trainer_kwargs(cfg: TrainingConfig, out_dir: Path, *, has_eval: bool, n_rows
         "seed": cfg.seed,
         "data_seed": cfg.seed,
         "logging_steps": max(1, steps // 100),
-        "eval_strategy": "steps" if evaluate else "no",
-        "eval_steps": cfg.eval_steps if evaluate else None,
-        "save_strategy": "steps",
-        "save_steps": cfg.save_steps or (cfg.eval_steps if evaluate else None) or 50,
+        "eval_strategy": ("epoch" if per_epoch else "steps") if evaluate else "no",
+        "eval_steps": cfg.eval_steps if evaluate and not per_epoch else None,
+        "save_strategy": "epoch" if early and per_epoch else "steps",
+        "save_steps": save_every,
         "save_total_limit": cfg.save_total_limit,
         "load_best_model_at_end": early,
-        "metric_for_best_model": "eval_loss" if early else None,
-        "greater_is_better": False if early else None,
+        "metric_for_best_model": select if early else None,
+        "greater_is_better": (select != "eval_loss") if early else None,
         "report_to": list(cfg.report_to) or "none",
         "include_num_input_tokens_seen": "non_padding",
         "remove_unused_columns": False,
@@ -124,7 +129,9 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
 
     from mason.train.fast import fast_trainer_class, use_bf16
 
-    kwargs = trainer_kwargs(cfg, out_dir, has_eval=bool(eval_rows), n_rows=len(train_rows))
+    probe = next((c for c in callbacks if getattr(c, "is_knowledge_probe", False)), None)
+    kwargs = trainer_kwargs(cfg, out_dir, has_eval=bool(eval_rows), n_rows=len(train_rows),
+                            select="eval_knowledge" if probe is not None else "eval_loss")
     # speed levers measured by bench/train.py (bf16 autocast, length-grouped batches, LM head on
     # trained positions only); group_by_length is off by default: it changes the batch order
     kwargs["bf16"] = use_bf16(cfg.bf16)

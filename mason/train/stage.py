@@ -128,7 +128,7 @@ def _train(trainer: Any, ckpt: Path | None) -> None:
 
 
 def _build(ctx: TaskContext, cfg: TrainingConfig, model: Any, tok: Any, rows: tuple[list, list],
-           ckpt_dir: Path, sink: Any, label: str) -> Any:
+           ckpt_dir: Path, sink: Any, label: str, probe: list[Any] | None = None) -> Any:
     from transformers import PrinterCallback
 
     from mason.train.callbacks import (
@@ -138,6 +138,10 @@ def _build(ctx: TaskContext, cfg: TrainingConfig, model: Any, tok: Any, rows: tu
     )
 
     callbacks = [metrics_callback(sink), checkpoint_marker(), progress_callback(label, ctx.show_progress)]
+    if probe:
+        from mason.train.probe import knowledge_probe
+
+        callbacks.append(knowledge_probe(probe, tok, sink.emit, cfg.probe_max_new_tokens))
     callbacks += ctx.options.get("train_callbacks", [])  # extra TrainerCallbacks from the Python API (tests, notebooks)
     if cfg.type == "dpo":
         from mason.train.dpo import build_dpo_trainer
@@ -157,7 +161,10 @@ def _stage_metrics(sink: Any, trainer: Any, has_eval: bool, changed: float, sft:
         trainer.evaluate()  # logs eval_loss through the metrics callback
     losses = [r["loss"] for r in sink.rows if "loss" in r]
     evals = [r["eval_loss"] for r in sink.rows if "eval_loss" in r]
+    knowledge = [r["eval_knowledge"] for r in sink.rows if "eval_knowledge" in r]
     out: dict[str, float] = {"adapter_change": changed}
+    if knowledge:
+        out.update(best_knowledge=max(knowledge), final_knowledge=knowledge[-1])
     if losses:
         out.update(first_loss=losses[0], final_loss=losses[-1])
     if evals:
@@ -168,6 +175,24 @@ def _stage_metrics(sink: Any, trainer: Any, has_eval: bool, changed: float, sft:
     if margins:
         out.update(first_reward_margin=margins[0], final_reward_margin=margins[-1])
     return out
+
+
+def _probe(cfg: TrainingConfig, evals: list[Any], stage: str) -> list[Any]:
+    """The knowledge probe's questions when the stage selects by knowledge ([] otherwise)."""
+    from mason.train.probe import probe_questions
+
+    if cfg.type != "sft" or cfg.select_by == "eval_loss" or cfg.eval_steps is None:
+        return []
+    questions = probe_questions(evals)
+    if not questions and cfg.select_by == "knowledge":
+        raise MasonError(f"stage '{stage}': select_by: knowledge, but no eval sample is a probe question "
+                         "(meta.probe with meta.answers)",
+                         hint="turn on synthetic_data.knowledge with probe_questions > 0, or use select_by: eval_loss")
+    if questions:
+        info(f"  knowledge probe: {len(questions)} held-out questions asked at each evaluation; "
+             "the checkpoint that answers the most is kept" if cfg.early_stopping_patience else
+             f"  knowledge probe: {len(questions)} held-out questions asked at each evaluation")
+    return questions
 
 
 def _param_change(before: dict[str, Any], model: Any) -> float:
@@ -221,6 +246,7 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
         info(f"  replay: {len(replay)} general prompts answered by the model itself, mixed into the training data")
         train = train + replay
     rows = (_encode(scfg, train, tok), _encode(scfg, evals, tok))
+    probe = _probe(scfg, evals, stage.name)
     ckpt_dir = stage_dir / "checkpoints"
     ckpt = _resume_point(ckpt_dir, ctx.resuming, ctx.out_dir / METRICS, stage.name)
     if ckpt:
@@ -229,7 +255,8 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
     sink = MetricsSink(ctx.log_metric, ctx.out_dir / METRICS, stage.name, prefix, write=main)
     before = trainable_state(model)
     try:
-        trainer = _build(ctx, scfg, model, tok, rows, ckpt_dir, sink, f"training {stage.name}" if prefix else "training")
+        trainer = _build(ctx, scfg, model, tok, rows, ckpt_dir, sink, f"training {stage.name}" if prefix else "training",
+                         probe)
         _train(trainer, ckpt)
         metrics = _stage_metrics(sink, trainer, bool(rows[1]), _param_change(before, trainer.model),
                                  scfg.type == "sft")

@@ -401,3 +401,64 @@ def test_trainer_args_pass_through_and_unknown_names_fail(tmp_path):
     assert kwargs["optim"] == "adafactor" and kwargs["ddp_find_unused_parameters"] is False
     with pytest.raises(ConfigError, match=r"training.trainer_args.optimiser: not a transformers TrainingArguments"):
         trainer_kwargs(TrainingConfig(trainer_args={"optimiser": "x"}), tmp_path, has_eval=False, n_rows=8)
+
+
+# --------------------------------------------------------------------------- knowledge probe
+
+
+def probe_rows(n_train: int, n_probe: int) -> list[dict]:
+    rows = chat_rows(n_train, n_eval=n_probe)
+    for r in rows[n_train:]:
+        r["meta"].update(probe=True, answers=["keystone"])
+    return rows
+
+
+def test_knowledge_probe_picks_the_checkpoint_and_stops_early(tmp_path, tiny_model_dir, monkeypatch):
+    """The probe's score (scripted here; its scoring is tested on its own) picks the checkpoint:
+    best at step 4, two evaluations without improvement stop the run at step 8, and the saved
+    adapter is step 4's."""
+    from mason.train import probe, stage
+
+    scripted = iter([0.25, 0.75, 0.5, 0.5, 0.5])
+    asked: list[int] = []
+
+    def fake_score(model, tokenizer, questions, max_new_tokens):
+        asked.append(len(questions))
+        return next(scripted)
+
+    monkeypatch.setattr(probe, "score", fake_score)
+    data = write_jsonl(tmp_path / "data.jsonl", probe_rows(8, 3))
+    cfg = TrainingConfig(data=str(data), max_steps=40, eval_steps=2, early_stopping_patience=2, save_total_limit=1,
+                         **FAST)
+    result = stage.run(make_ctx(tmp_path, tiny_model_dir, cfg))
+    out = tmp_path / "out"
+    assert result.counts["steps"] == 8 and asked == [3, 3, 3, 3]
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-4"]  # the limit of 1 keeps the best
+    state = json.loads((out / "checkpoints/checkpoint-4/trainer_state.json").read_text())
+    assert state["best_global_step"] == 4 and state["best_metric"] == 0.75
+    assert max_diff(adapter_tensors(out / "adapter"), adapter_tensors(out / "checkpoints/checkpoint-4")) == 0.0
+    assert result.metrics["best_knowledge"] == 0.75
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["best"]["knowledge"] == {"value": 0.75, "step": 4}
+    assert report["verdicts"][1]["text"].startswith("Knowledge probe: best 75%")
+
+
+def test_knowledge_probe_scores_real_answers(tmp_path, tiny_model_dir):
+    """Unscripted: the tiny model answers the probe questions and the score is logged at each evaluation."""
+    from mason.train import stage
+
+    data = write_jsonl(tmp_path / "data.jsonl", probe_rows(8, 2))
+    cfg = TrainingConfig(data=str(data), max_steps=4, eval_steps="epoch", probe_max_new_tokens=8, **FAST)
+    logged: list = []
+    stage.run(make_ctx(tmp_path, tiny_model_dir, cfg, logged=logged))
+    values = [v for n, v, _ in logged if n == "eval_knowledge"]
+    assert values and all(v in (0.0, 0.5, 1.0) for v in values)
+
+
+def test_select_by_eval_loss_ignores_probe_questions(tmp_path, tiny_model_dir, monkeypatch):
+    from mason.train import probe, stage
+
+    monkeypatch.setattr(probe, "score", lambda *a: pytest.fail("the probe must not run"))
+    data = write_jsonl(tmp_path / "data.jsonl", probe_rows(8, 2))
+    cfg = TrainingConfig(data=str(data), max_steps=2, eval_steps=2, select_by="eval_loss", **FAST)
+    assert "best_knowledge" not in stage.run(make_ctx(tmp_path, tiny_model_dir, cfg)).metrics

@@ -58,6 +58,13 @@ def test_default_is_the_eval_split_of_the_generated_samples(tmp_path):
     assert row.chunk == "c2" and row.source == "Mortar binds bricks."  # found through the generate manifest
 
 
+def test_probe_questions_that_chose_the_checkpoint_are_not_scored(tmp_path):
+    rows = [sample(i, "train") for i in range(6)] + [sample(i, "eval") for i in range(6, 10)]
+    rows[6]["meta"]["probe"] = True
+    es = load_eval_set(EvaluationConfig(), ctx(tmp_path, workspace(tmp_path, rows), EvaluationConfig()))
+    assert [r.id for r in es.rows] == ["s7", "s8", "s9"] and es.probe == 1
+
+
 def test_max_samples_is_a_seeded_sample_in_file_order(tmp_path):
     rows = [sample(i, "train") for i in range(3)] + [sample(i, "eval") for i in range(3, 23)]
     inputs = workspace(tmp_path, rows)

@@ -72,3 +72,14 @@ def test_report_headline_and_table() -> None:
     assert rows[1][:2] == ["tuned", "2/3 (67%)"]
     assert "## Knowledge of the documents" in render_markdown(report, [])
     assert "## Knowledge" not in render_markdown(_report(None), [])
+
+
+def test_probe_subset_is_stable_small_and_leaves_most_questions_to_the_evaluation() -> None:
+    from mason.data.answers import probe_subset
+
+    questions = [{"id": f"q{i}"} for i in range(40)]
+    chosen = probe_subset(questions, 16)
+    assert len(chosen) == 10  # a quarter of 40, under the asked 16
+    assert chosen == probe_subset(list(reversed(questions)), 16)  # by id, not by order
+    assert len(probe_subset(questions, 4)) == 4 and probe_subset(questions[:3], 16) == set()
+    assert probe_subset(questions, 0) == set()

@@ -40,6 +40,24 @@ def test_early_stopping_needs_eval_steps_and_aligned_saves():
     assert ok.early_stopping_threshold == 0.0
 
 
+def test_select_by_knowledge_and_epoch_evaluation(tmp_path):
+    from mason.train.sft import trainer_kwargs
+
+    with pytest.raises(ValidationError, match="select_by: knowledge needs eval_steps"):
+        TrainingConfig(select_by="knowledge")
+    with pytest.raises(ValidationError, match="eval_steps"):
+        TrainingConfig(eval_steps="weekly")
+    cfg = TrainingConfig(eval_steps="epoch", early_stopping_patience=1, epochs=3)
+    args = trainer_kwargs(cfg, tmp_path, has_eval=True, n_rows=16, select="eval_knowledge")
+    assert (args["eval_strategy"], args["save_strategy"], args["eval_steps"]) == ("epoch", "epoch", None)
+    assert args["metric_for_best_model"] == "eval_knowledge" and args["greater_is_better"] is True
+    assert args["load_best_model_at_end"] is True
+    loss = trainer_kwargs(TrainingConfig(eval_steps=4, early_stopping_patience=1), tmp_path, has_eval=True, n_rows=16)
+    assert (loss["metric_for_best_model"], loss["greater_is_better"], loss["save_steps"]) == ("eval_loss", False, 4)
+    plain = trainer_kwargs(TrainingConfig(eval_steps="epoch"), tmp_path, has_eval=True, n_rows=16)
+    assert (plain["eval_strategy"], plain["save_strategy"], plain["save_steps"]) == ("epoch", "steps", 50)
+
+
 def test_stage_rules():
     with pytest.raises(ValidationError, match="unique"):
         TrainingConfig(stages=[{"name": "a"}, {"name": "a"}])
