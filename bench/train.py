@@ -176,7 +176,7 @@ def run_mason(path: str, tok: Any, rows: list[dict], steps: int, out: Path, **le
     from mason.train.sft import build_sft_trainer
 
     cfg = TrainingConfig(max_steps=steps, batch_size=BATCH, learning_rate=LR, seed=SEED, save_steps=10**6)
-    cfg = cfg.model_copy(update={"group_by_length": True, **levers})  # levers not (yet) in TrainingConfig are read with getattr
+    cfg = cfg.model_copy(update={"group_by_length": True, **levers})
     model, _ = prepare(BaseModelConfig(name=path), ROOT, cfg, None)
     trainer = build_sft_trainer(model, tok, rows, [], cfg, out, [])
     meter = Meter(trainer)
@@ -237,9 +237,10 @@ def main() -> None:
         results: dict[str, tuple[dict, float]] = {}
         runs: list[tuple[str, dict]] = [("mason", {})]
         if a.ablate:
-            runs += [("mason bf16 off", {"bf16": "false"}), ("mason group_by_length off", {"group_by_length": False}),
+            runs += [("mason packing off", {"packing": False}), ("mason bf16 off", {"bf16": "false"}),
+                     ("mason packing+grouping off", {"packing": False, "group_by_length": False}),
                      ("mason fast_loss off", {"fast_loss": False}),
-                     ("mason all off", {"bf16": "false", "group_by_length": False, "fast_loss": False})]
+                     ("mason all off", {"bf16": "false", "packing": False, "group_by_length": False, "fast_loss": False})]
         if not a.skip_stock:
             res, model = run_stock(path, tok, rows, a.steps, tmp / "stock")
             results["stock TRL"] = (res, check_loss(model, rows, tok.pad_token_id))

@@ -37,7 +37,9 @@ class EvalRow:
         sample: the contract sample prompt + reference (for perplexity).
         answers: `meta.answers`, key spans one of which a right answer contains (the knowledge
             score, see `mason.evaluate.knowledge`); None when the row has none.
-        question_type: `meta.question_type` ("direct", "reversed", ...), for the knowledge report.
+        question_type: `meta.question_type` ("direct", "reversed", "unknown", ...), for the knowledge report.
+        expect: `meta.expect`; "decline" for questions about something no document mentions (the
+            hallucination check: the right answer says it does not know).
     """
 
     id: str
@@ -50,6 +52,7 @@ class EvalRow:
     sample: dict[str, Any] = field(default_factory=dict)
     answers: list[str] | None = None
     question_type: str | None = None
+    expect: str | None = None
 
 
 @dataclass
@@ -110,7 +113,7 @@ def to_eval_row(row: dict[str, Any]) -> EvalRow | None:
         id=str(row.get("id") or sample_id(row)), prompt=prompt, reference=reference,
         question=content_text(users[-1].get("content")).strip(), chunk=source.get("chunk"), task=meta.get("task"),
         sample={"messages": [*prompt, {"role": "assistant", "content": reference}], "tools": row.get("tools")},
-        answers=_answers(meta.get("answers")), question_type=meta.get("question_type"),
+        answers=_answers(meta.get("answers")), question_type=meta.get("question_type"), expect=meta.get("expect"),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from mason.data.answers import DECLINE_MARKERS, declines, is_correct, normalize
 
 __all__ = ["DECLINE_MARKERS", "declines", "is_correct", "normalize", "open_book_prompt", "row_scores", "summarize",
-           "wilson"]
+           "unknown_summary", "wilson"]
 
 _OPEN_BOOK_ASK = "Use the passage to answer the question.\n\nPassage:\n{source}\n\nQuestion: {question}"
 
@@ -74,3 +74,14 @@ def summarize(types: list[str | None], closed: list[float | None], predictions: 
             out["open_book"] = {"n": len(scored), "correct": ok, "accuracy": round(ok / len(scored), 4)}
             out["ceiling_fraction"] = round((correct / len(idx)) / (ok / len(scored)), 4) if ok else None
     return out
+
+
+def unknown_summary(expects: list[str | None], predictions: list[str]) -> dict[str, Any] | None:
+    """The hallucination check over rows that expect a decline (questions about entities no document
+    mentions): {"n", "declined", "invented", "decline_rate"}, or None when there are none."""
+    idx = [i for i, e in enumerate(expects) if e == "decline"]
+    if not idx:
+        return None
+    declined = sum(1 for i in idx if declines(predictions[i]))
+    return {"n": len(idx), "declined": declined, "invented": len(idx) - declined,
+            "decline_rate": round(declined / len(idx), 4)}

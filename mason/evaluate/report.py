@@ -59,14 +59,24 @@ def _knowledge_findings(knowledge: dict[str, Any] | None) -> list[dict[str, str]
         text += (f"; open-book ceiling {_pct(tuned['open_book']['accuracy'])}, so the tuned model reaches "
                  f"{_pct(tuned.get('ceiling_fraction'))} of it")
     better = base is None or tuned["accuracy"] > base["accuracy"]
-    return [{"level": "ok" if better and tuned["accuracy"] > 0 else "warn", "text": text + "."}]
+    out = [{"level": "ok" if better and tuned["accuracy"] > 0 else "warn", "text": text + "."}]
+    unknown = tuned.get("unknown")
+    if unknown:
+        text = (f"Hallucination check: asked about {unknown['n']} invented entities no document mentions, the tuned "
+                f"model declined {unknown['declined']} and made up an answer for {unknown['invented']}")
+        if base and base.get("unknown"):
+            text += f" (base declined {base['unknown']['declined']})"
+        out.append({"level": "ok" if unknown["decline_rate"] >= 0.5 else "warn", "text": text + "."})
+    return out
 
 
 def knowledge_table(report: dict) -> tuple[list[str], list[list[str]]]:
     """Head and rows of the knowledge table: one row per model, closed-book by question type and open-book."""
     knowledge = report.get("knowledge") or {}
     types = sorted({t for k in knowledge.values() if k for t in k["by_type"]})
-    head = ["model", "closed-book", "95% CI", *types, "declined", "open-book", "share of ceiling"]
+    types = [t for t in types if t != "unknown"]
+    head = ["model", "closed-book", "95% CI", *types, "declined", "open-book", "share of ceiling",
+            "unknown entities declined"]
     rows = []
     for name, k in knowledge.items():
         if not k:
@@ -76,7 +86,8 @@ def knowledge_table(report: dict) -> tuple[list[str], list[list[str]]]:
         book = k.get("open_book")
         rows.append([name, f"{k['correct']}/{k['n']} ({_pct(k['accuracy'])})", f"{_pct(ci[0])}–{_pct(ci[1])}", *by,
                      str(k["declined"]), f"{book['correct']}/{book['n']} ({_pct(book['accuracy'])})" if book else "–",
-                     _pct(k.get("ceiling_fraction"))])
+                     _pct(k.get("ceiling_fraction")),
+                     f"{k['unknown']['declined']}/{k['unknown']['n']}" if k.get("unknown") else "–"])
     return head, rows
 
 

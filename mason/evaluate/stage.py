@@ -185,7 +185,7 @@ def knowledge_report(rows: list[EvalRow], answers: dict[str, ModelAnswers], scor
                      opened: dict[str, ModelAnswers]) -> dict[str, Any] | None:
     """Per model: the closed-book knowledge score with its interval, by question type, and the
     open-book ceiling (None when no row has `answers`)."""
-    from mason.evaluate.knowledge import row_scores, summarize
+    from mason.evaluate.knowledge import row_scores, summarize, unknown_summary
 
     if not any(r.answers for r in rows):
         return None
@@ -196,6 +196,8 @@ def knowledge_report(rows: list[EvalRow], answers: dict[str, ModelAnswers], scor
         if name in opened:
             book = row_scores([r.answers for r in book_rows], opened[name].predictions)
         out[name] = summarize([r.question_type for r in rows], s.rows["knowledge"], answers[name].predictions, book)
+        if out[name] is not None:
+            out[name]["unknown"] = unknown_summary([r.expect for r in rows], answers[name].predictions)
     return out
 
 

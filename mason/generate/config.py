@@ -100,6 +100,14 @@ class KnowledgeConfig(Section):
     paragraphs: bool = Field(True, description="Also train on each paragraph as plain text, once.")
     heldout_questions: bool = Field(
         True, description="Held-out questions (other templates, never trained on) for the closed-book knowledge score.")
+    unknown_questions: int = Field(
+        8, ge=0, le=200,
+        description="Held-out questions about invented entities no document mentions (the hallucination check: a "
+                    "right answer declines).")
+    decline_examples: int = Field(
+        8, ge=0, le=200,
+        description="Training questions about other invented entities, answered with \"I don't know\" (teaches the "
+                    "model to decline instead of inventing).")
     probe_questions: int = Field(
         16, ge=0, le=500,
         description="Held-out questions set aside (at most a quarter of them) for training to pick its best "

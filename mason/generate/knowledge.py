@@ -276,13 +276,68 @@ def heldout_questions(fact: Fact, *, system: str | None = None) -> list[dict[str
     return out
 
 
+_UNKNOWN_ASKS = ("Who founded the {e}?", "When was the {e} built?", "Who is in charge of the {e}?",
+                 "How many people work at the {e}?", "Where is the {e}?", "What is the {e} known for?")
+_DECLINE = "I don't know: the documents I learned say nothing about the {e}."
+
+
+def invented_entities(facts: list[Fact], n: int, rng: random.Random, corpus: str = "") -> list[str]:
+    """Plausible entities that no document mentions: the first word of one multi-word name with the
+    last word of another ("Saltwren Observatory" from "Saltwren Bridge" and "Greyloft Observatory"),
+    never a pair of words the facts or the `corpus` text contain. Up to `n`, in a seeded order."""
+    names = sorted({s.text for f in facts for s in f.spans if s.kind == "name" and len(s.text.split()) >= 2})
+    heads = sorted({nm.split()[0] for nm in names})
+    kinds = sorted({nm.split()[-1] for nm in names})
+    text = " ".join([normalize(corpus), *(normalize(f.sentence) for f in facts)])
+    pairs = [(h, k) for h in heads for k in kinds if h != k]
+    rng.shuffle(pairs)
+    out: list[str] = []
+    for head, kind in pairs:
+        entity = f"{head} {kind}"
+        if len(out) >= n:
+            break
+        if normalize(entity) not in text and normalize(head) not in {normalize(e.split()[0]) for e in out}:
+            out.append(entity)
+    return out
+
+
+def unknown_questions(facts: list[Fact], *, heldout: int, train: int, seed: int, system: str | None = None,
+                      corpus: str = "") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The hallucination check and its lesson: questions about invented entities (`invented_entities`).
+
+    Returns (held-out questions: `meta.question_type = "unknown"`, `meta.expect = "decline"`;
+    training questions about other invented entities, answered with a decline). A model that
+    answers a held-out one with a fact instead of declining made it up.
+    """
+    if not facts or heldout + train == 0:
+        return [], []
+    rng = random.Random(seed + 7919)
+    entities = invented_entities(facts, heldout + train, rng, corpus)
+    asks = list(_UNKNOWN_ASKS)
+    evals, lessons = [], []
+    for i, entity in enumerate(entities):
+        fact = facts[i % len(facts)]  # any fact: provenance of a question about nothing in the documents
+        question = asks[i % len(asks)].format(e=entity)
+        answer = {"role": "assistant", "content": _DECLINE.format(e=entity)}
+        messages = [{"role": "user", "content": question}, answer]
+        if i < heldout:
+            evals.append(_sample(fact, messages, "heldout", split="eval", system=system,
+                                 meta={"heldout": "question", "question_type": "unknown", "expect": "decline"}))
+        else:
+            lessons.append(_sample(fact, messages, "decline", system=system))
+    return evals, lessons
+
+
 def build(chunks: list[dict[str, Any]], *, questions_per_span: int = 2, framings: int = 3, paragraphs: bool = True,
-          seed: int = 0, system: str | None = None, heldout_docs: frozenset[str] = frozenset()) -> KnowledgeSet:
+          seed: int = 0, system: str | None = None, heldout_docs: frozenset[str] = frozenset(),
+          unknown: int = 0, declines: int = 0) -> KnowledgeSet:
     """Facts of every chunk, their training views and their held-out questions.
 
     Facts of documents in `heldout_docs` (held out whole by the document split) get held-out
-    questions but no training view. Returns the KnowledgeSet; `report` counts facts, views by
-    kind, facts per document and facts that got no held-out question.
+    questions but no training view. `unknown` held-out questions and `declines` training
+    questions about invented entities (`unknown_questions`) check and teach "I don't know".
+    Returns the KnowledgeSet; `report` counts facts, views by kind, facts per document and facts
+    that got no held-out question.
     """
     rng = random.Random(seed)
     train: list[dict[str, Any]] = []
@@ -291,12 +346,14 @@ def build(chunks: list[dict[str, Any]], *, questions_per_span: int = 2, framings
     facts_per_doc: dict[str, int] = {}
     n_facts = no_question = 0
     seen_sentences: set[tuple[str, str]] = set()
+    all_facts: list[Fact] = []
     for chunk in chunks:
         doc = str(chunk.get("doc"))
         for fact in extract_facts(chunk):
             if (doc, fact.sentence) in seen_sentences:  # chunk overlap repeats sentences
                 continue
             seen_sentences.add((doc, fact.sentence))
+            all_facts.append(fact)
             n_facts += 1
             facts_per_doc[doc] = facts_per_doc.get(doc, 0) + 1
             questions = heldout_questions(fact, system=system)
@@ -309,6 +366,10 @@ def build(chunks: list[dict[str, Any]], *, questions_per_span: int = 2, framings
             if paragraphs and fact.paragraph not in seen_paragraphs and fact.paragraph != fact.sentence:
                 seen_paragraphs.add(fact.paragraph)
                 train.append(_text(fact, fact.paragraph))
+    unknown_evals, lessons = unknown_questions(all_facts, heldout=unknown, train=declines, seed=seed, system=system,
+                                               corpus=" ".join(str(c.get("text") or "") for c in chunks))
+    evals += unknown_evals
+    train += lessons
     views: dict[str, int] = {}
     for s in train:
         views[s["meta"]["view"]] = views.get(s["meta"]["view"], 0) + 1

@@ -157,7 +157,8 @@ def apply_knowledge(kept: list[dict[str, Any]], chunks: list[dict[str, Any]], cf
     k = cfg.knowledge
     heldout_docs = frozenset(str(s["meta"]["source"].get("doc")) for s in kept if s["meta"]["split"] == "eval")
     made = build(chunks, questions_per_span=k.questions_per_span, framings=k.framings, paragraphs=k.paragraphs,
-                 seed=cfg.seed, system=cfg.system_prompt, heldout_docs=heldout_docs)
+                 seed=cfg.seed, system=cfg.system_prompt, heldout_docs=heldout_docs, unknown=k.unknown_questions,
+                 declines=k.decline_examples)
     ids = {s["id"] for s in kept}
     views = []
     for view in made.train:  # a view can repeat a generated sample (or another view): keep one
@@ -179,7 +180,7 @@ def apply_knowledge(kept: list[dict[str, Any]], chunks: list[dict[str, Any]], cf
                 questions.append(q)
     from mason.data.answers import probe_subset
 
-    probe = probe_subset(questions, k.probe_questions)
+    probe = probe_subset([q for q in questions if q["meta"].get("answers")], k.probe_questions)
     for q in questions:
         if str(q["id"]) in probe:
             q["meta"]["probe"] = True

@@ -116,8 +116,13 @@ class TrainingConfig(Section):
         "auto", description="bf16 autocast: `auto` turns it on where bf16 matmuls are native (CUDA with bf16, CPUs with AMX)."
     )
     group_by_length: bool = Field(
-        False, description="Batch samples of similar length together: less padding, faster; batch order is less random."
+        False, description="Without packing: batch samples of similar length together (less padding, faster; batch "
+        "order is less random)."
     )
+    packing: bool = Field(
+        True, description="Join each batch's samples into one unpadded sequence (per-sample position ids, no "
+        "attention across samples): no compute spent on padding, same loss. Checked on the model before training; "
+        "padding is used where the architecture does not support it.")
     fast_loss: bool = Field(
         True, description="Compute the LM head and the loss only on trained (labelled) positions: same loss, less work."
     )

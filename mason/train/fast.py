@@ -1,5 +1,6 @@
-"""The fast SFT path: the LM head and the loss only on trainable positions, bf16 autocast where
-the hardware has native bf16 matmuls, and length-grouped batches (little padding).
+"""The fast SFT path: packed batches (no padding, `mason.train.packing`), the LM head and the loss
+only on trainable positions, bf16 autocast where the hardware has native bf16 matmuls, and
+length-grouped batches where packing is off (little padding).
 
 Measured with `bench/train.py` (2 cores, AMX-BF16); the numbers are in that file's docstring.
 
@@ -94,20 +95,28 @@ def install_head_hook(model: Any) -> TrainablePositions:
     return hook
 
 
-def fast_trainer_class() -> type:
-    """The Trainer subclass of the fast path (built lazily: importing this module stays cheap)."""
+def fast_trainer_class(positions: bool = True) -> type:
+    """The Trainer subclass of the SFT stage (built lazily: importing this module stays cheap):
+    packed batches (`mason.train.packing`) lose their attention mask before the forward pass, and
+    with `positions` the LM head runs on trainable positions only."""
     from transformers import Trainer
 
+    from mason.train.packing import drop_packed_mask
+
     class FastSFTTrainer(Trainer):
-        """A `Trainer` whose loss runs the LM head on trainable positions only."""
+        """A `Trainer` for packed batches whose loss runs the LM head on trainable positions only."""
 
         def __init__(self, *args: Any, **kwargs: Any):
-            kwargs.setdefault("compute_loss_func", positions_loss)
+            if positions:
+                kwargs.setdefault("compute_loss_func", positions_loss)
             super().__init__(*args, **kwargs)
-            self._positions = install_head_hook(self.model)
+            self._positions = install_head_hook(self.model) if positions else None
 
         def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
+            inputs = drop_packed_mask(inputs)
+            if self._positions is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             self._positions.mask = shifted_mask(inputs["labels"])
             try:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -118,6 +118,19 @@ class PadCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def _packing_works(model: Any, rows: list[dict], pad_id: int) -> bool:
+    """Check packing on the first few rows (see `mason.train.packing`); warn and pad when it differs."""
+    from mason.core.console import warn
+    from mason.train.packing import packing_matches
+
+    sample = [r for r in rows[:4] if r["input_ids"]]
+    if len(sample) < 2 or packing_matches(model, sample, pad_id):
+        return True
+    warn(f"packing changes this model's loss ({type(model).__name__} does not build its attention mask from "
+         "position ids): training on padded batches instead (set training.packing: false to skip this check)")
+    return False
+
+
 def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
                       cfg: TrainingConfig, out_dir: Path, callbacks: list[Any]) -> Any:
     """A transformers `Trainer` for SFT on pre-tokenized rows (input_ids + labels).
@@ -128,6 +141,7 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
     from mason.train.fast import fast_trainer_class, use_bf16
+    from mason.train.packing import PackCollator
 
     probe = next((c for c in callbacks if getattr(c, "is_knowledge_probe", False)), None)
     kwargs = trainer_kwargs(cfg, out_dir, has_eval=bool(eval_rows), n_rows=len(train_rows),
@@ -135,17 +149,18 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     # speed levers measured by bench/train.py (bf16 autocast, length-grouped batches, LM head on
     # trained positions only); group_by_length is off by default: it changes the batch order
     kwargs["bf16"] = use_bf16(cfg.bf16)
-    if cfg.group_by_length:
+    packed = cfg.packing and _packing_works(model, train_rows, tokenizer.pad_token_id)
+    if cfg.group_by_length and not packed:
         kwargs["train_sampling_strategy"] = "group_by_length"  # batches of similar lengths: little padding
     args = TrainingArguments(**kwargs)
     callbacks = list(callbacks)
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))
-    trainer_cls = fast_trainer_class() if cfg.fast_loss else Trainer
+    trainer_cls = fast_trainer_class(cfg.fast_loss) if cfg.fast_loss or packed else Trainer
     return trainer_cls(
         model=model,
         args=args,
-        data_collator=PadCollator(tokenizer.pad_token_id),
+        data_collator=PackCollator() if packed else PadCollator(tokenizer.pad_token_id),
         train_dataset=train_rows,
         eval_dataset=eval_rows or None,
         processing_class=tokenizer,

@@ -83,3 +83,12 @@ def test_probe_subset_is_stable_small_and_leaves_most_questions_to_the_evaluatio
     assert chosen == probe_subset(list(reversed(questions)), 16)  # by id, not by order
     assert len(probe_subset(questions, 4)) == 4 and probe_subset(questions[:3], 16) == set()
     assert probe_subset(questions, 0) == set()
+
+
+def test_unknown_summary_counts_declines_and_inventions() -> None:
+    from mason.evaluate.knowledge import unknown_summary
+
+    assert unknown_summary([None, None], ["a", "b"]) is None
+    s = unknown_summary(["decline", None, "decline", "decline"],
+                        ["I don't know that place.", "x", "It was built in 1901.", "No information about it."])
+    assert s == {"n": 3, "declined": 2, "invented": 1, "decline_rate": 0.6667}

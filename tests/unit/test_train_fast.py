@@ -120,7 +120,9 @@ def test_bf16_setting():
     assert use_bf16("auto") in (True, False)
 
 
-def test_build_sft_trainer_fast_path_lowers_the_loss(tmp_path):
+@pytest.mark.parametrize("packing", [True, False])
+def test_build_sft_trainer_fast_path_lowers_the_loss(tmp_path, packing):
+    from mason.train.packing import PackCollator
     from mason.train.sft import build_sft_trainer
 
     model = tiny_llama()
@@ -129,10 +131,12 @@ def test_build_sft_trainer_fast_path_lowers_the_loss(tmp_path):
     tok = SimpleNamespace(pad_token_id=PAD, model_input_names=["input_ids", "attention_mask"],
                           save_pretrained=lambda *a, **k: None)
     cfg = TrainingConfig(method="full", max_steps=10, batch_size=4, learning_rate=3e-3, save_steps=1000)
-    cfg = cfg.model_copy(update={"group_by_length": True})  # read with getattr until TrainingConfig has it
+    cfg = cfg.model_copy(update={"group_by_length": True, "packing": packing})
     trainer = build_sft_trainer(model, tok, train_rows, [], cfg, tmp_path / "out", [])
     assert type(trainer).__name__ == "FastSFTTrainer"
-    assert trainer.args.train_sampling_strategy == "group_by_length"
+    assert isinstance(trainer.data_collator, PackCollator) is packing
+    # length grouping only matters where batches are padded
+    assert trainer.args.train_sampling_strategy == ("random" if packing else "group_by_length")
     first = float(trainer.evaluate(eval_dataset=train_rows)["eval_loss"])
     trainer.train()
     last = float(trainer.evaluate(eval_dataset=train_rows)["eval_loss"])
