@@ -46,7 +46,9 @@ def _set(config: dict[str, Any], assignment: str) -> None:
     *parents, key = path.split(".")
     node = config
     for p in parents:
-        node = node.setdefault(p, {})
+        if not isinstance(node.get(p), dict):  # `knowledge: true` becomes `knowledge: {enabled: true, ...}`
+            node[p] = {"enabled": node[p]} if isinstance(node.get(p), bool) else {}
+        node = node[p]
     node[key] = yaml.safe_load(value)
 
 
@@ -71,6 +73,15 @@ def project(folder: Path, overrides: list[str]) -> dict[str, Any]:
 def _row(summary: dict[str, Any], key: str) -> str:
     s = summary.get(key)
     return "–" if not s else f"{s['correct']}/{s['n']} ({100 * s['rate']:.0f}%)"
+
+
+def _errors(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Kinds of the wrong closed-book answers (`mason.data.answers.error_kinds`)."""
+    from mason.data.answers import error_kinds
+
+    closed = [r for r in records if r["probe"] == "closed_book"]
+    return error_kinds([r["answer"] for r in closed], [r["accepted"] for r in closed], [r["correct"] for r in closed],
+                       [r["question"] for r in closed])
 
 
 def main() -> None:
@@ -120,6 +131,9 @@ def main() -> None:
                        ("closed_book/all", "closed book, all"), ("open_book/all", "open book (ceiling)"),
                        ("unknown", "unknown: declined"), ("known", "known facts")):
         table.add_row(label, _row(base, key), _row(tuned, key))
+    kinds = {name: _errors(r["records"]) for name, r in results.items()}
+    table.add_row("closed-book errors: other fact / invented / declined",
+                  *("/".join(str(kinds[m][k]) for k in ("other_fact", "invented", "declined")) for m in ("base", "tuned")))
     table.add_row("minutes", "–", f"{train_minutes:.1f} (ingest+generate+train)")
     console.print(table)
     closed = tuned["closed_book/all"]["rate"]
@@ -128,6 +142,7 @@ def main() -> None:
     ratios = {"tuned_closed_book": closed, "share_of_open_book_ceiling": closed / ceiling if ceiling else None,
               "tuned_reversed": (tuned.get("closed_book/reversed") or {}).get("rate"),
               "known_probe_drop_points": known_drop, "train_minutes": round(train_minutes, 1),
+              "tuned_errors": kinds["tuned"],
               "samples": generate["counts"].get("train"), "knowledge": generate["details"].get("knowledge")}
     console.print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in ratios.items() if k != "knowledge"})
     if args.json:

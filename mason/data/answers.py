@@ -45,6 +45,32 @@ def declines(answer: str) -> bool:
     return is_correct(answer, DECLINE_MARKERS)
 
 
+def error_kind(answer: str, others: Sequence[Sequence[str]]) -> str:
+    """Why a wrong answer is wrong: "declined" (says it does not know), "other_fact" (it gives the
+    accepted span of another question: facts mixed up), or "invented" (neither)."""
+    if declines(answer):
+        return "declined"
+    if any(is_correct(answer, accepted) for accepted in others):
+        return "other_fact"
+    return "invented"
+
+
+def error_kinds(answers: Sequence[str], accepted: Sequence[Sequence[str] | None],
+                right: Sequence[bool | float | None], questions: Sequence[str] | None = None) -> dict[str, int]:
+    """Counts of `error_kind` over the wrong answers (rows with accepted spans that are not right).
+    "Another fact" means a span of any other row that the row's own question does not name (an
+    answer that repeats the question's "Halvesk" has not mixed facts up)."""
+    out = {"other_fact": 0, "invented": 0, "declined": 0}
+    for i, (answer, own, ok) in enumerate(zip(answers, accepted, right, strict=True)):
+        if own is None or ok is None or ok:
+            continue
+        asked = f" {normalize(questions[i])} " if questions is not None else ""
+        others = [[x for x in a if f" {normalize(x)} " not in asked]
+                  for j, a in enumerate(accepted) if j != i and a and set(a) != set(own)]
+        out[error_kind(answer, [o for o in others if o])] += 1
+    return out
+
+
 def probe_subset(questions: list[dict[str, Any]], n: int) -> set[str]:
     """Ids of the held-out questions set aside as the training probe: at most `n`, and at most a
     quarter of them (the rest stay for the evaluation), chosen by a stable hash of the id."""

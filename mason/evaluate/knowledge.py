@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mason.data.answers import DECLINE_MARKERS, declines, is_correct, normalize
+from mason.data.answers import DECLINE_MARKERS, declines, error_kinds, is_correct, normalize
 
 __all__ = ["DECLINE_MARKERS", "declines", "is_correct", "normalize", "open_book_prompt", "row_scores", "summarize",
            "unknown_summary", "wilson"]
@@ -44,11 +44,14 @@ def open_book_prompt(prompt: list[dict[str, Any]], question: str, source: str) -
 
 
 def summarize(types: list[str | None], closed: list[float | None], predictions: list[str],
-              open_book: list[float | None] | None = None) -> dict[str, Any] | None:
+              open_book: list[float | None] | None = None,
+              accepted: list[list[str] | None] | None = None,
+              questions: list[str] | None = None) -> dict[str, Any] | None:
     """One model's knowledge numbers over the rows that have accepted spans.
 
     Returns {"n", "correct", "accuracy", "ci95", "declined", "by_type": {type: {n, correct, accuracy}},
-    "open_book": {n, correct, accuracy} | None, "ceiling_fraction": accuracy / open-book accuracy | None},
+    "open_book": {n, correct, accuracy} | None, "ceiling_fraction": accuracy / open-book accuracy | None,
+    "errors": {other_fact, invented, declined} (with `accepted`, the rows' spans, and `questions`; else None)},
     or None when no row has accepted spans.
     """
     idx = [i for i, v in enumerate(closed) if v is not None]
@@ -66,6 +69,7 @@ def summarize(types: list[str | None], closed: list[float | None], predictions: 
         "n": len(idx), "correct": correct, "accuracy": round(correct / len(idx), 4), "ci95": wilson(correct, len(idx)),
         "declined": sum(1 for i in idx if not closed[i] and declines(predictions[i])), "by_type": by_type,
         "open_book": None, "ceiling_fraction": None,
+        "errors": error_kinds(predictions, accepted, closed, questions) if accepted is not None else None,
     }
     if open_book is not None:
         scored = [v for v in open_book if v is not None]

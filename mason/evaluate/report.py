@@ -59,6 +59,10 @@ def _knowledge_findings(knowledge: dict[str, Any] | None) -> list[dict[str, str]
         text += (f"; open-book ceiling {_pct(tuned['open_book']['accuracy'])}, so the tuned model reaches "
                  f"{_pct(tuned.get('ceiling_fraction'))} of it")
     better = base is None or tuned["accuracy"] > base["accuracy"]
+    errors = tuned.get("errors")
+    if errors and any(errors.values()):
+        text += (f". Its wrong answers: {errors['other_fact']} gave another fact's answer, {errors['invented']} "
+                 f"invented one, {errors['declined']} declined")
     out = [{"level": "ok" if better and tuned["accuracy"] > 0 else "warn", "text": text + "."}]
     unknown = tuned.get("unknown")
     if unknown:

@@ -195,7 +195,8 @@ def knowledge_report(rows: list[EvalRow], answers: dict[str, ModelAnswers], scor
         book = None
         if name in opened:
             book = row_scores([r.answers for r in book_rows], opened[name].predictions)
-        out[name] = summarize([r.question_type for r in rows], s.rows["knowledge"], answers[name].predictions, book)
+        out[name] = summarize([r.question_type for r in rows], s.rows["knowledge"], answers[name].predictions, book,
+                              [r.answers for r in rows], [r.question for r in rows])
         if out[name] is not None:
             out[name]["unknown"] = unknown_summary([r.expect for r in rows], answers[name].predictions)
     return out

@@ -284,20 +284,20 @@ _DECLINE = "I don't know: the documents I learned say nothing about the {e}."
 def invented_entities(facts: list[Fact], n: int, rng: random.Random, corpus: str = "") -> list[str]:
     """Plausible entities that no document mentions: the first word of one multi-word name with the
     last word of another ("Saltwren Observatory" from "Saltwren Bridge" and "Greyloft Observatory"),
-    never a pair of words the facts or the `corpus` text contain. Up to `n`, in a seeded order."""
+    never a pair of words the facts or the `corpus` text contain. Up to `n`, in a seeded order, one
+    per first word before any first word repeats."""
     names = sorted({s.text for f in facts for s in f.spans if s.kind == "name" and len(s.text.split()) >= 2})
     heads = sorted({nm.split()[0] for nm in names})
     kinds = sorted({nm.split()[-1] for nm in names})
     text = " ".join([normalize(corpus), *(normalize(f.sentence) for f in facts)])
     pairs = [(h, k) for h in heads for k in kinds if h != k]
     rng.shuffle(pairs)
+    fresh = [f"{h} {k}" for h, k in pairs if normalize(f"{h} {k}") not in text]
     out: list[str] = []
-    for head, kind in pairs:
-        entity = f"{head} {kind}"
-        if len(out) >= n:
-            break
-        if normalize(entity) not in text and normalize(head) not in {normalize(e.split()[0]) for e in out}:
+    for entity in fresh:  # first one per first word, for variety; then any
+        if len(out) < n and entity.split()[0] not in {e.split()[0] for e in out}:
             out.append(entity)
+    out += [e for e in fresh if e not in out][: n - len(out)]
     return out
 
 

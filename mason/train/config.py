@@ -120,9 +120,10 @@ class TrainingConfig(Section):
         "order is less random)."
     )
     packing: bool = Field(
-        True, description="Join each batch's samples into one unpadded sequence (per-sample position ids, no "
+        False, description="Join each batch's samples into one unpadded sequence (per-sample position ids, no "
         "attention across samples): no compute spent on padding, same loss. Checked on the model before training; "
-        "padding is used where the architecture does not support it.")
+        "padding is used where the architecture does not support it. Off by default: on CPU its masked attention "
+        "cost more than `group_by_length` padding (bench/train.py).")
     fast_loss: bool = Field(
         True, description="Compute the LM head and the loss only on trained (labelled) positions: same loss, less work."
     )

@@ -99,7 +99,11 @@ def test_knowledge_recipe_trains_every_document_and_scores_closed_and_open_book(
     assert knowledge["facts"] > 10 and knowledge["documents"] == generate["details"]["split"]["train_documents"]
     samples = [json.loads(line) for line in (Path(summary.outcome("generate").out_dir) / "samples.jsonl").open()]
     evals = [s for s in samples if s["meta"]["split"] == "eval"]
-    assert evals and all(s["meta"]["task"] == "knowledge" and s["meta"]["answers"] for s in evals)
+    assert evals and all(s["meta"]["task"] == "knowledge" for s in evals)
+    unknown = [s for s in evals if s["meta"]["question_type"] == "unknown"]
+    assert unknown and all(s["meta"].get("answers") or s in unknown for s in evals)  # invented entities: decline
+    probes = [s for s in evals if s["meta"].get("probe")]
+    assert probes and all(s["meta"]["answers"] for s in probes)
     train_docs = {s["meta"]["source"]["doc"] for s in samples if s["meta"]["split"] == "train"}
     assert {s["meta"]["source"]["doc"] for s in evals} <= train_docs  # questions about trained documents
     assert any("text" in s["meta"]["view"] for s in samples if s["meta"]["task"] == "knowledge")
@@ -107,8 +111,11 @@ def test_knowledge_recipe_trains_every_document_and_scores_closed_and_open_book(
     report = json.loads((Path(summary.outcome("evaluation").out_dir) / "eval_report.json").read_text())
     for model in ("tuned", "base"):
         k = report["knowledge"][model]
-        assert k["n"] == report["data"]["evaluated"] == 12 and 0 <= k["correct"] <= k["n"]
-        assert k["open_book"]["n"] == 12 and set(k["by_type"]) <= {"direct", "reversed"}
+        asked_unknown = (k["unknown"] or {}).get("n", 0)
+        assert k["n"] + asked_unknown == report["data"]["evaluated"] == 12 and 0 <= k["correct"] <= k["n"]
+        assert k["open_book"]["n"] == k["n"] and set(k["by_type"]) <= {"direct", "reversed"}
+        assert sum(k["errors"].values()) == k["n"] - k["correct"]
+    assert report["data"]["probe_questions_left_out"] == len(probes)
     assert report["findings"][0]["text"].startswith("Knowledge (closed-book")
     md = (Path(summary.outcome("evaluation").out_dir) / "eval_report.md").read_text()
     assert "## Knowledge of the documents" in md

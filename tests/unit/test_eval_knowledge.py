@@ -92,3 +92,24 @@ def test_unknown_summary_counts_declines_and_inventions() -> None:
     s = unknown_summary(["decline", None, "decline", "decline"],
                         ["I don't know that place.", "x", "It was built in 1901.", "No information about it."])
     assert s == {"n": 3, "declined": 2, "invented": 1, "decline_rate": 0.6667}
+
+
+def test_wrong_answers_are_sorted_by_kind() -> None:
+    from mason.data.answers import error_kinds
+
+    accepted = [["Mara Velt"], ["1987"], ["340 metres"], None]
+    answers = ["It was designed in 1987.", "I don't know.", "It is 120 metres long.", "whatever"]
+    right = [0.0, 0.0, 0.0, None]
+    assert error_kinds(answers, accepted, right) == {"other_fact": 1, "invented": 1, "declined": 1}
+    s = summarize(["direct"] * 3 + [None], right, answers, accepted=accepted)
+    assert s["errors"] == {"other_fact": 1, "invented": 1, "declined": 1}
+
+
+def test_a_span_the_question_names_is_not_another_facts_answer() -> None:
+    from mason.data.answers import error_kinds
+
+    accepted = [["214 metres"], ["Halvesk"]]
+    answers = ["The bridge in Halvesk is 12 metres long.", "x"]
+    assert error_kinds(answers, accepted, [0.0, None]) == {"other_fact": 1, "invented": 0, "declined": 0}
+    asked = ["How long is the bridge in Halvesk?", "Where?"]
+    assert error_kinds(answers, accepted, [0.0, None], asked) == {"other_fact": 0, "invented": 1, "declined": 0}

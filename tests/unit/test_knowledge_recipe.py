@@ -107,7 +107,7 @@ def test_invented_entities_recombine_names_and_appear_in_no_document() -> None:
     facts = extract_facts(CHUNK)
     # multi-word names of the facts: Mara Velt, Osk Bridge, Marlow Island
     made = invented_entities(facts, 5, random.Random(0), corpus=TEXT)
-    assert len(made) == 3 and len({e.split()[0] for e in made}) == 3  # at most one per first word
+    assert len(made) == 5 == len(set(made)) and len({e.split()[0] for e in made[:3]}) == 3  # varied first
     for entity in made:
         head, kind = entity.split()
         assert head in {"Mara", "Osk", "Marlow"} and kind in {"Velt", "Bridge", "Island"}
@@ -115,10 +115,10 @@ def test_invented_entities_recombine_names_and_appear_in_no_document() -> None:
 
 
 def test_unknown_questions_check_and_teach_declining() -> None:
-    made = build([CHUNK], unknown=2, declines=1)
+    made = build([CHUNK], unknown=2, declines=2)
     unknown = [q for q in made.eval if q["meta"]["question_type"] == "unknown"]
     lessons = [s for s in made.train if s["meta"]["view"] == "decline"]
-    assert len(unknown) == 2 and len(lessons) == 1
+    assert len(unknown) == 2 and len(lessons) == 2
     assert all(q["meta"]["expect"] == "decline" and "answers" not in q["meta"] for q in unknown)
     asked = {q["messages"][0]["content"] for q in unknown}
     taught = {s["messages"][0]["content"] for s in lessons}
@@ -126,5 +126,5 @@ def test_unknown_questions_check_and_teach_declining() -> None:
     from mason.evaluate.knowledge import declines
 
     assert all(declines(s["messages"][-1]["content"]) for s in lessons)
-    assert made.report["views"]["decline"] == 1 and made.report["heldout_questions"]["unknown"] == 2
+    assert made.report["views"]["decline"] == 2 and made.report["heldout_questions"]["unknown"] == 2
     assert not [q for q in build([CHUNK]).eval if q["meta"]["question_type"] == "unknown"]  # off by default
