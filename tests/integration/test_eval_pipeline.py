@@ -71,8 +71,10 @@ def test_generate_train_evaluate(tmp_path, tiny_model_dir):
     report = json.loads((folder / "eval_report.json").read_text())
     generate = json.loads((Path(summary.outcome("generate").out_dir) / "manifest.json").read_text())
     assert report["data"]["train_rows"] == generate["counts"]["train"]
-    assert report["data"]["available"] == generate["counts"]["eval"]
-    assert report["data"]["evaluated"] == min(8, generate["counts"]["eval"])
+    probes = generate["details"]["knowledge"]["probe_questions"]  # they picked the checkpoint: not scored
+    assert probes > 0 and report["data"]["probe_questions_left_out"] == probes
+    assert report["data"]["available"] == generate["counts"]["eval"] - probes
+    assert report["data"]["evaluated"] == min(8, report["data"]["available"])
     assert report["data"]["split"] == generate["details"]["split"]
     assert report["data"]["with_source_passage"] == report["data"]["evaluated"]  # chunks found via generate
     assert report["models"]["tuned"]["model"]["format"] == "adapter"
