@@ -462,3 +462,15 @@ def test_select_by_eval_loss_ignores_probe_questions(tmp_path, tiny_model_dir, m
     data = write_jsonl(tmp_path / "data.jsonl", probe_rows(8, 2))
     cfg = TrainingConfig(data=str(data), max_steps=2, eval_steps=2, select_by="eval_loss", **FAST)
     assert "best_knowledge" not in stage.run(make_ctx(tmp_path, tiny_model_dir, cfg)).metrics
+
+
+def test_select_by_knowledge_without_probe_questions_says_how_to_get_them(tmp_path, tiny_model_dir):
+    from mason.core.errors import MasonError
+    from mason.train import stage
+
+    data = write_jsonl(tmp_path / "data.jsonl", chat_rows(8, n_eval=2))  # eval rows, none a probe question
+    cfg = TrainingConfig(data=str(data), max_steps=2, eval_steps=2, select_by="knowledge", **FAST)
+    with pytest.raises(MasonError, match="no eval sample is a probe question") as err:
+        stage.run(make_ctx(tmp_path, tiny_model_dir, cfg))
+    assert "probe_questions" in err.value.hint
+    assert not (tmp_path / "out" / "adapter").exists()  # nothing half-written
