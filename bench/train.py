@@ -64,6 +64,13 @@ def chat_rows(n: int, seed: int = SEED) -> list[dict]:
     return rows
 
 
+def text_rows(n: int, seed: int = SEED + 1) -> list[dict]:
+    """`n` plain-text rows (`{"text"}`: trained on every token), to mix into the chat rows."""
+    rng = random.Random(seed)
+    return [{"text": " ".join(rng.choice(WORDS) for _ in range(rng.choice([24, 64, 128, 200]))).capitalize() + "."}
+            for _ in range(n)]
+
+
 def model_dir(kind: str, tmp: Path) -> str:
     if kind == "tiny":
         from mason.models.tiny import build_tiny_model
@@ -149,7 +156,10 @@ def check_loss(model: Any, rows: list[dict], pad_id: int) -> float:
     return total / count
 
 
-def run_stock(path: str, tok: Any, rows: list[dict], steps: int, out: Path) -> tuple[dict, Any]:
+def run_stock(path: str, tok: Any, rows: list[dict], steps: int, out: Path, method: str,
+              best: bool) -> tuple[dict, Any]:
+    """Stock `SFTTrainer`: with `best`, in its best settings for this machine (bf16 autocast only
+    where MASON's measurement says it is native, no gradient checkpointing); else SFTConfig defaults."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -158,10 +168,15 @@ def run_stock(path: str, tok: Any, rows: list[dict], steps: int, out: Path) -> t
 
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    from mason.train.hardware import use_bf16
+
+    settings = {"bf16": use_bf16("auto"), "gradient_checkpointing": False} if best else {}
     args = SFTConfig(output_dir=str(out), per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=LR,
                      logging_steps=1, save_strategy="no", report_to="none", seed=SEED, disable_tqdm=True,
-                     use_cpu=not torch.cuda.is_available(), max_length=1024)
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+                     use_cpu=not torch.cuda.is_available(), max_length=1024, **settings)
+    # the same LoRA as MASON's defaults (peft's default dropout, 0, too)
+    lora = (LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+            if method == "lora" else None)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          peft_config=lora)
     meter = Meter(trainer)
@@ -169,14 +184,16 @@ def run_stock(path: str, tok: Any, rows: list[dict], steps: int, out: Path) -> t
     return meter.summary(len(rows) // BATCH), trainer.model
 
 
-def run_mason(path: str, tok: Any, rows: list[dict], steps: int, out: Path, **levers: Any) -> tuple[dict, Any]:
+def run_mason(path: str, tok: Any, rows: list[dict], steps: int, out: Path, method: str,
+              **levers: Any) -> tuple[dict, Any]:
     from mason.models.config import BaseModelConfig
     from mason.train.config import TrainingConfig
     from mason.train.modeling import prepare
     from mason.train.sft import build_sft_trainer
 
-    cfg = TrainingConfig(max_steps=steps, batch_size=BATCH, learning_rate=LR, seed=SEED, save_steps=10**6)
-    cfg = cfg.model_copy(update={"group_by_length": True, **levers})
+    cfg = TrainingConfig(max_steps=steps, batch_size=BATCH, learning_rate=LR, seed=SEED, save_steps=10**6,
+                         method=method)
+    cfg = cfg.model_copy(update=levers)
     model, _ = prepare(BaseModelConfig(name=path), ROOT, cfg, None)
     trainer = build_sft_trainer(model, tok, rows, [], cfg, out, [])
     meter = Meter(trainer)
@@ -199,7 +216,7 @@ def matmul_peak(dtype: Any, n: int = 2048, seconds: float = 1.5) -> float:
     return best
 
 
-def model_flops(path: str, rows: list[dict]) -> float:
+def model_flops(path: str, rows: list[dict], method: str) -> float:
     """Model FLOPs of one pass over `rows` (see the module docstring)."""
     from transformers import AutoConfig
 
@@ -207,63 +224,89 @@ def model_flops(path: str, rows: list[dict]) -> float:
     d, f, layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
     kv = c.num_key_value_heads * (d // c.num_attention_heads)
     per_layer = d * d * 2 + d * kv * 2 + 3 * d * f
+    passes = 6 if method == "full" else 4  # forward + input gradient (+ weight gradient when trained)
     total = 0.0
     for r in rows:
         n, trained = len(r["input_ids"]), sum(x != -100 for x in r["labels"][1:])
-        total += 4 * per_layer * layers * n + 4 * d * c.vocab_size * trained + 12 * layers * d * n * n
+        total += passes * per_layer * layers * n + passes * d * c.vocab_size * trained + 12 * layers * d * n * n
     return total
+
+
+def lever_runs(method: str) -> list[tuple[str, dict]]:
+    """MASON with each speed lever changed from its default, one at a time, then all off."""
+    runs = [("mason + length grouping", {"group_by_length": True}), ("mason + packing", {"packing": True}),
+            ("mason bf16 off", {"bf16": False}), ("mason fast_loss off", {"fast_loss": False})]
+    off: dict[str, Any] = {"bf16": False, "fast_loss": False}
+    if method == "lora":
+        runs.append(("mason lora_dropout 0.05", {"lora_dropout": 0.05}))
+        off["lora_dropout"] = 0.05
+    return runs + [("mason all off", off)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
+    ap.add_argument("--method", choices=["lora", "full"], default="lora")
     ap.add_argument("--steps", type=int, default=16, help="optimizer steps (8 = one epoch of 64 rows)")
-    ap.add_argument("--ablate", action="store_true", help="also run MASON with each speed lever off")
+    ap.add_argument("--mix-text", action="store_true", help="a quarter of the rows are plain text ({'text'})")
+    ap.add_argument("--ablate", action="store_true", help="also run MASON with each speed lever changed")
     ap.add_argument("--skip-stock", action="store_true", help="MASON runs only (lever ablations)")
+    ap.add_argument("--stock-defaults", action="store_true",
+                    help="also run stock TRL with SFTConfig defaults (gradient checkpointing; slow on CPU)")
     a = ap.parse_args()
+
+    import platform
 
     import torch
 
-    from mason.train.fast import use_bf16
+    from mason.train.hardware import cpu_bf16_speedup, use_bf16
 
+    data = chat_rows(ROWS - ROWS // 4) + text_rows(ROWS // 4) if a.mix_text else chat_rows(ROWS)
+    random.Random(SEED).shuffle(data)
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         path = model_dir(a.model, tmp)
-        tok, rows = encode(path, chat_rows(ROWS), tmp)
+        tok, rows = encode(path, data, tmp)
         lengths = sorted(len(r["input_ids"]) for r in rows)
-        print(f"model {a.model}: {path}\nrows {len(rows)}, tokens {sum(lengths)}, length min {lengths[0]} "
-              f"median {lengths[len(lengths) // 2]} max {lengths[-1]}; batch {BATCH}, steps {a.steps}, "
-              f"threads {torch.get_num_threads()}, bf16 auto -> {use_bf16('auto')}")
+        flags = sorted({f for f in Path("/proc/cpuinfo").read_text().split()
+                        if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")}) \
+            if Path("/proc/cpuinfo").exists() else []
+        print(f"model {a.model} ({a.method}): {path}\nrows {len(rows)}{' (a quarter plain text)' if a.mix_text else ''}, "
+              f"tokens {sum(lengths)}, length min {lengths[0]} median {lengths[len(lengths) // 2]} max {lengths[-1]}; "
+              f"batch {BATCH}, steps {a.steps}, threads {torch.get_num_threads()}\n"
+              f"cpu {platform.processor() or platform.machine()} flags {' '.join(flags) or '?'}; bf16 matmul "
+              f"{cpu_bf16_speedup():.2f}x fp32 -> bf16 auto {'on' if use_bf16('auto') else 'off'}")
         results: dict[str, tuple[dict, float]] = {}
-        runs: list[tuple[str, dict]] = [("mason", {})]
-        if a.ablate:
-            runs += [("mason packing off", {"packing": False}), ("mason bf16 off", {"bf16": "false"}),
-                     ("mason packing+grouping off", {"packing": False, "group_by_length": False}),
-                     ("mason fast_loss off", {"fast_loss": False}),
-                     ("mason all off", {"bf16": "false", "packing": False, "group_by_length": False, "fast_loss": False})]
-        if not a.skip_stock:
-            res, model = run_stock(path, tok, rows, a.steps, tmp / "stock")
-            results["stock TRL"] = (res, check_loss(model, rows, tok.pad_token_id))
+        stock_runs = [] if a.skip_stock else [("stock TRL best", True)] + (
+            [("stock TRL defaults", False)] if a.stock_defaults else [])
+        for name, best in stock_runs:
+            res, model = run_stock(path, tok, rows, a.steps, tmp / name.replace(" ", "_"), a.method, best)
+            results[name] = (res, check_loss(model, rows, tok.pad_token_id))
             del model
-        for name, levers in runs:
-            res, model = run_mason(path, tok, rows, a.steps, tmp / name.replace(" ", "_"), **levers)
+        for name, levers in [("mason", {})] + (lever_runs(a.method) if a.ablate else []):
+            res, model = run_mason(path, tok, rows, a.steps, tmp / name.replace(" ", "_"), a.method, **levers)
             results[name] = (res, check_loss(model, rows, tok.pad_token_id))
             del model
         peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-        flops_per_token = model_flops(path, rows) / sum(lengths)
+        flops_per_token = model_flops(path, rows, a.method) / sum(lengths)
 
-    print(f"\n{'run':28} {'tok/s':>8} {'tok/s all':>9} {'seconds':>8} {'train loss':>10} {'check loss':>10}")
+    print(f"\n{'run':28} {'tok/s':>8} {'tok/s all':>9} {'seconds':>8} {'train loss':>10} {'check loss':>10} "
+          f"{'% fp32 peak':>11}")
     for name, (r, chk) in results.items():
-        print(f"{name:28} {r['tok_s']:8.0f} {r['tok_s_all']:9.0f} {r['seconds']:8.1f} {r['train_loss']:10.4f} {chk:10.4f}")
+        pct = 100 * r["tok_s"] * flops_per_token / 1e9 / peaks["fp32"]
+        print(f"{name:28} {r['tok_s']:8.0f} {r['tok_s_all']:9.0f} {r['seconds']:8.1f} {r['train_loss']:10.4f} "
+              f"{chk:10.4f} {pct:10.0f}%")
     mason = results["mason"][0]
-    if "stock TRL" in results:
-        stock = results["stock TRL"][0]
-        print(f"\nratio MASON / stock: {mason['tok_s'] / stock['tok_s']:.2f}x steady, "
+    for name, _ in stock_runs:
+        stock = results[name][0]
+        print(f"ratio MASON / {name}: {mason['tok_s'] / stock['tok_s']:.2f}x steady, "
               f"{mason['tok_s_all'] / stock['tok_s_all']:.2f}x over all steps (target >= 3x)")
     achieved = mason["tok_s"] * flops_per_token / 1e9
+    bf16 = (f"{100 * achieved / peaks['bf16']:.0f}% of bf16 peak" if use_bf16("auto")
+            else "bf16 peak n/a (bf16 not native here, MASON runs fp32)")
     print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; MASON model FLOPs "
-          f"{achieved:.0f} GFLOP/s = {100 * achieved / peaks['fp32']:.0f}% of fp32 peak, "
-          f"{100 * achieved / peaks['bf16']:.0f}% of bf16 peak ({flops_per_token / 1e6:.0f} MFLOP/token)")
+          f"{achieved:.0f} GFLOP/s = {100 * achieved / peaks['fp32']:.0f}% of fp32 peak, {bf16} "
+          f"({flops_per_token / 1e6:.0f} MFLOP/token)")
 
 
 if __name__ == "__main__":

@@ -97,7 +97,9 @@ class TrainingConfig(Section):
     method: Literal["lora", "qlora", "full"] = Field("lora", description="Which weights are trained.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
-    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA path.")
+    lora_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA path. 0 by default: dropout copies every adapted "
+        "layer's input, which cost 20% of the step on CPU (bench/train.py); raise it to regularize small datasets.")
     target_modules: list[str] | Literal["all-linear"] = Field(
         "all-linear", description="Modules that get LoRA adapters; `all-linear` for every linear layer."
     )
@@ -109,11 +111,13 @@ class TrainingConfig(Section):
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     batch_size: int = Field(8, ge=1, description="Samples per device per step.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Steps accumulated before an optimizer update.")
-    gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in the backward pass: less memory, about 30% slower."
+    gradient_checkpointing: Literal["auto"] | bool = Field(
+        "auto", description="Recompute activations in the backward pass: less memory, about 30% slower. `auto` turns "
+        "it on only when one batch's activations would not fit in the free memory (the log says which)."
     )
     bf16: Literal["auto"] | bool = Field(
-        "auto", description="bf16 autocast: `auto` turns it on where bf16 matmuls are native (CUDA with bf16, CPUs with AMX)."
+        "auto", description="bf16 autocast: `auto` turns it on where bf16 matmuls measure faster than fp32 here (CUDA "
+        "with bf16; CPUs with AMX or AVX512-BF16, timed at start-up; never on AVX2-only CPUs, which emulate bf16)."
     )
     group_by_length: bool = Field(
         False, description="Without packing: batch samples of similar length together (less padding, faster; batch "

@@ -1,6 +1,6 @@
 """The fast SFT path: packed batches (no padding, `mason.train.packing`), the LM head and the loss
-only on trainable positions, bf16 autocast where the hardware has native bf16 matmuls, and
-length-grouped batches where packing is off (little padding).
+only on trainable positions, and length-grouped batches where packing is off (little padding).
+Whether bf16 autocast pays is decided in `mason.train.hardware`.
 
 Measured with `bench/train.py` (2 cores, AMX-BF16); the numbers are in that file's docstring.
 
@@ -19,29 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from mason.train.data import IGNORE_INDEX
-
-
-def bf16_native() -> bool:
-    """True where bf16 matmuls are native and fast: CUDA with bf16, or a CPU with AMX tiles.
-
-    AVX512-BF16 without AMX only converts; autocast there was not measured to help, so it is off.
-    """
-    import torch
-
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
-    try:  # Linux exposes the CPU flags; elsewhere (macOS, Windows) stay in fp32
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return "amx_bf16" in f.read().split()
-    except OSError:
-        return False
-
-
-def use_bf16(setting: str | bool | None) -> bool:
-    """Resolve a `bf16: auto|true|false` setting (None = auto)."""
-    if setting is None or setting == "auto":
-        return bf16_native()
-    return setting in (True, "true")
 
 
 class TrainablePositions:

@@ -95,11 +95,29 @@ def load_model(source: str, base: BaseModelConfig, cfg: TrainingConfig) -> Any:
     if cfg.method == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    if cfg.gradient_checkpointing:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return model
+
+
+def apply_checkpointing(model: Any, cfg: TrainingConfig) -> bool:
+    """Turn gradient checkpointing on where `training.gradient_checkpointing` (`auto`: only when memory
+    is short, see `mason.train.hardware.choose_checkpointing`) asks for it; logs the decision.
+
+    Returns:
+        whether it is on.
+    """
+    from mason.core.console import info
+    from mason.train.hardware import choose_checkpointing
+
+    choice = choose_checkpointing(cfg.gradient_checkpointing, model, cfg.batch_size, cfg.max_length)
+    info(f"  {choice.reason}")
+    if choice.on:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    return model
+        if hasattr(model, "enable_input_require_grads") and cfg.method != "full":
+            # inputs must require grad for checkpointed blocks to backprop into the adapters
+            model.enable_input_require_grads()
+    return choice.on
 
 
 def add_lora(model: Any, cfg: TrainingConfig, init_from: Path | None = None) -> Any:
@@ -119,9 +137,6 @@ def add_lora(model: Any, cfg: TrainingConfig, init_from: Path | None = None) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         peft_model = get_peft_model(model, lora)
-    if cfg.gradient_checkpointing:
-        # inputs must require grad for checkpointed blocks to backprop into the adapters
-        peft_model.enable_input_require_grads()
     return peft_model
 
 
@@ -141,9 +156,10 @@ def prepare(base: BaseModelConfig, base_dir: Path, cfg: TrainingConfig, init_fro
     tokenizer = load_tokenizer(source, base)
     if cfg.method == "full":
         model = load_model(str(init_from) if init_from else source, base, cfg)
-        return model, tokenizer
-    model = load_model(source, base, cfg)
-    return add_lora(model, cfg, init_from), tokenizer
+    else:
+        model = add_lora(load_model(source, base, cfg), cfg, init_from)
+    apply_checkpointing(model, cfg)
+    return model, tokenizer
 
 
 def trainable_state(model: Any) -> dict[str, Any]:

@@ -131,6 +131,21 @@ def _packing_works(model: Any, rows: list[dict], pad_id: int) -> bool:
     return False
 
 
+def _log_speed(bf16: bool, cfg: TrainingConfig, packed: bool) -> None:
+    """One log line with the speed choices this run made, and why bf16 is on or off."""
+    import torch
+
+    from mason.core.console import info
+    from mason.train.hardware import cpu_bf16_speedup
+
+    why = ""
+    if cfg.bf16 == "auto" and not torch.cuda.is_available():
+        why = f" (bf16 matmul measured {cpu_bf16_speedup():.1f}x fp32 on this CPU)"
+    batches = "packed" if packed else "length-grouped" if cfg.group_by_length else "padded"
+    info(f"  speed: bf16 autocast {'on' if bf16 else 'off'}{why}; {batches} batches; "
+         f"{torch.get_num_threads()} CPU threads")
+
+
 def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
                       cfg: TrainingConfig, out_dir: Path, callbacks: list[Any]) -> Any:
     """A transformers `Trainer` for SFT on pre-tokenized rows (input_ids + labels).
@@ -140,7 +155,8 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     """
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
-    from mason.train.fast import fast_trainer_class, use_bf16
+    from mason.train.fast import fast_trainer_class
+    from mason.train.hardware import use_bf16
     from mason.train.packing import PackCollator
 
     probe = next((c for c in callbacks if getattr(c, "is_knowledge_probe", False)), None)
@@ -152,6 +168,7 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     packed = cfg.packing and _packing_works(model, train_rows, tokenizer.pad_token_id)
     if cfg.group_by_length and not packed:
         kwargs["train_sampling_strategy"] = "group_by_length"  # batches of similar lengths: little padding
+    _log_speed(kwargs["bf16"], cfg, packed)
     args = TrainingArguments(**kwargs)
     callbacks = list(callbacks)
     if args.load_best_model_at_end:

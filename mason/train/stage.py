@@ -162,7 +162,9 @@ def _stage_metrics(sink: Any, trainer: Any, has_eval: bool, changed: float, sft:
     losses = [r["loss"] for r in sink.rows if "loss" in r]
     evals = [r["eval_loss"] for r in sink.rows if "eval_loss" in r]
     knowledge = [r["eval_knowledge"] for r in sink.rows if "eval_knowledge" in r]
-    out: dict[str, float] = {"adapter_change": changed}
+    from mason.train.hardware import peak_rss_mb
+
+    out: dict[str, float] = {"adapter_change": changed, "peak_rss_mb": peak_rss_mb()}
     if knowledge:
         out.update(best_knowledge=max(knowledge), final_knowledge=knowledge[-1])
     if losses:
@@ -326,6 +328,8 @@ def _write_reports(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOu
         summary = {"stage": o.name, "model": ctx.pipeline.base_model.name, "type": cfg.type, "method": cfg.method,
                    "train_samples": o.train_samples, "eval_samples": o.eval_samples, "steps": o.steps,
                    "tokens": o.tokens}
+        if o.metrics.get("peak_rss_mb"):  # the process's peak resident memory, at the end of this stage
+            summary["peak_RSS_MiB"] = round(o.metrics["peak_rss_mb"])
         paths = write_report(history, summary, folder)
         if not cfg.stages:
             written += [p.relative_to(ctx.out_dir).as_posix() for k, p in paths.items() if not k.startswith("chart_")]

@@ -64,7 +64,7 @@ def load_with_unsloth(source: str, base: BaseModelConfig, cfg: TrainingConfig,
                 lora_dropout=cfg.lora_dropout,
                 target_modules=ALL_LINEAR if cfg.target_modules == "all-linear" else list(cfg.target_modules),
                 bias="none",
-                use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
+                use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing is not False else False,
                 random_state=cfg.seed,
             )
     if tokenizer.pad_token is None:

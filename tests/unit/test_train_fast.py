@@ -17,7 +17,6 @@ from mason.train.fast import (
     install_head_hook,
     positions_loss,
     shifted_mask,
-    use_bf16,
 )
 from mason.train.sft import PadCollator
 
@@ -113,11 +112,6 @@ def test_fast_trainer_compute_loss_equals_stock_trainer(tmp_path):
         stock = Trainer(model=model, args=args).compute_loss(model, dict(b))
         fast = fast_trainer_class()(model=model, args=args).compute_loss(model, dict(b))
     assert abs(float(fast) - float(stock)) < 1e-4
-
-
-def test_bf16_setting():
-    assert use_bf16("true") is True and use_bf16("false") is False and use_bf16(False) is False
-    assert use_bf16("auto") in (True, False)
 
 
 @pytest.mark.parametrize("packing", [True, False])
