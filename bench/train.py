@@ -141,7 +141,7 @@ def check_loss(model: Any, rows: list[dict], pad_id: int) -> float:
     import torch
     import torch.nn.functional as F
 
-    from mason.train.sft import PadCollator
+    from mason.train.packing import PadCollator
 
     model.eval()
     total, count = 0.0, 0
@@ -234,9 +234,10 @@ def model_flops(path: str, rows: list[dict], method: str) -> float:
 
 def lever_runs(method: str) -> list[tuple[str, dict]]:
     """MASON with each speed lever changed from its default, one at a time, then all off."""
-    runs = [("mason + length grouping", {"group_by_length": True}), ("mason + packing", {"packing": True}),
-            ("mason bf16 off", {"bf16": False}), ("mason fast_loss off", {"fast_loss": False})]
-    off: dict[str, Any] = {"bf16": False, "fast_loss": False}
+    runs = [("mason + length grouping", {"group_by_length": True}), ("mason packing every batch", {"packing": True}),
+            ("mason packing off", {"packing": False}), ("mason bf16 off", {"bf16": False}),
+            ("mason fast_loss off", {"fast_loss": False})]
+    off: dict[str, Any] = {"bf16": False, "fast_loss": False, "packing": False}
     if method == "lora":
         runs.append(("mason lora_dropout 0.05", {"lora_dropout": 0.05}))
         off["lora_dropout"] = 0.05

@@ -123,11 +123,12 @@ class TrainingConfig(Section):
         False, description="Without packing: batch samples of similar length together (less padding, faster; batch "
         "order is less random)."
     )
-    packing: bool = Field(
-        False, description="Join each batch's samples into one unpadded sequence (per-sample position ids, no "
-        "attention across samples): no compute spent on padding, same loss. Checked on the model before training; "
-        "padding is used where the architecture does not support it. Off by default: on CPU its masked attention "
-        "cost more than `group_by_length` padding (bench/train.py).")
+    packing: Literal["auto"] | bool = Field(
+        "auto", description="Join a batch's samples into one unpadded sequence (per-sample position ids, no "
+        "attention across samples): same loss, no compute spent on padding. `auto` packs each batch whose packed "
+        "cost (the joined row's masked attention grows with its length squared) is lower than padding's: short "
+        "samples of mixed lengths pack, long ones pad; `true` packs every batch. Checked on the model before "
+        "training; padding is used where the architecture does not support it.")
     fast_loss: bool = Field(
         True, description="Compute the LM head and the loss only on trained (labelled) positions: same loss, less work."
     )

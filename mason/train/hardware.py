@@ -83,15 +83,16 @@ def free_memory_bytes() -> int | None:
     return None
 
 
-def activation_bytes(config: Any, batch: int, length: int, bytes_per_value: int) -> int:
+def activation_bytes(config: Any, batch: int, length: int, bytes_per_value: int, scores: bool = True) -> int:
     """Activations kept for the backward pass of one batch of a decoder (Korthikanti et al. 2022:
-    about `34·s·b·h + 5·a·s²·b` values per layer at 16 bits, scaled to `bytes_per_value`), plus the
-    logits of the LM head."""
+    about `34·s·b·h` bytes per layer at 16 bits, plus `5·a·s²·b` for the attention scores where the
+    attention keeps them (`scores`: eager attention; SDPA/flash kernels do not), scaled to
+    `bytes_per_value`), plus the fp32 logits of the LM head."""
     hidden = int(getattr(config, "hidden_size", 0) or 0)
     layers = int(getattr(config, "num_hidden_layers", 0) or 0)
     heads = int(getattr(config, "num_attention_heads", 0) or 0)
     vocab = int(getattr(config, "vocab_size", 0) or 0)
-    per_layer = 34 * length * batch * hidden + 5 * heads * length * length * batch
+    per_layer = 34 * length * batch * hidden + (5 * heads * length * length * batch if scores else 0)
     return int((per_layer * layers * bytes_per_value) // 2 + batch * length * vocab * 4)
 
 
@@ -107,8 +108,10 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def choose_checkpointing(setting: bool | str, model: Any, batch: int, length: int) -> CheckpointingChoice:
-    """Resolve `gradient_checkpointing: auto|true|false` for `model` at `batch` x `length` tokens.
+def choose_checkpointing(setting: bool | str, model: Any, batch: int, length: int,
+                         bf16: bool = False) -> CheckpointingChoice:
+    """Resolve `gradient_checkpointing: auto|true|false` for `model` at `batch` x `length` tokens
+    (`length`: the longest row the batches will hold; `bf16`: activations kept in bf16 by autocast).
 
     `auto` turns it on only when the estimated activations plus the model's weights, gradients and
     optimizer state would take more than 80% of the free memory.
@@ -121,8 +124,9 @@ def choose_checkpointing(setting: bool | str, model: Any, batch: int, length: in
     weights = sum(p.numel() * p.element_size() for p in params)
     trained = sum(p.numel() for p in params if p.requires_grad)
     state = trained * 4 * 3  # fp32 gradient + two AdamW moments
-    dtype_bytes = 2 if any(p.element_size() == 2 for p in params[:4]) else 4
-    acts = activation_bytes(model.config, batch, length, dtype_bytes)
+    dtype_bytes = 2 if bf16 or any(p.element_size() == 2 for p in params[:4]) else 4
+    scores = getattr(model.config, "_attn_implementation", "eager") in (None, "eager")
+    acts = activation_bytes(model.config, batch, length, dtype_bytes, scores)
     need, free = weights + state + acts, free_memory_bytes()
     if free is None:
         return CheckpointingChoice(False, f"no gradient checkpointing (free memory unknown; activations ~{_gib(acts)})")

@@ -99,9 +99,10 @@ def load_model(source: str, base: BaseModelConfig, cfg: TrainingConfig) -> Any:
     return model
 
 
-def apply_checkpointing(model: Any, cfg: TrainingConfig) -> bool:
+def apply_checkpointing(model: Any, cfg: TrainingConfig, batch: int, length: int, bf16: bool) -> bool:
     """Turn gradient checkpointing on where `training.gradient_checkpointing` (`auto`: only when memory
-    is short, see `mason.train.hardware.choose_checkpointing`) asks for it; logs the decision.
+    is short for `batch` rows of up to `length` tokens, see `mason.train.hardware.choose_checkpointing`)
+    asks for it; logs the decision. The trainer builders call it once the rows are known.
 
     Returns:
         whether it is on.
@@ -109,7 +110,7 @@ def apply_checkpointing(model: Any, cfg: TrainingConfig) -> bool:
     from mason.core.console import info
     from mason.train.hardware import choose_checkpointing
 
-    choice = choose_checkpointing(cfg.gradient_checkpointing, model, cfg.batch_size, cfg.max_length)
+    choice = choose_checkpointing(cfg.gradient_checkpointing, model, batch, length, bf16)
     info(f"  {choice.reason}")
     if choice.on:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -158,7 +159,6 @@ def prepare(base: BaseModelConfig, base_dir: Path, cfg: TrainingConfig, init_fro
         model = load_model(str(init_from) if init_from else source, base, cfg)
     else:
         model = add_lora(load_model(source, base, cfg), cfg, init_from)
-    apply_checkpointing(model, cfg)
     return model, tokenizer
 
 

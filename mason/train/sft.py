@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from mason.train.config import TrainingConfig
-from mason.train.data import IGNORE_INDEX
 
 
 def steps_per_epoch(n_rows: int, cfg: TrainingConfig) -> int:
@@ -97,36 +96,15 @@ def _pass_through(kwargs: dict[str, Any], extra: dict[str, Any]) -> dict[str, An
     return {**kwargs, **extra}
 
 
-class PadCollator:
-    """Pads token ids (with the pad id) and labels (with -100) to the longest row of the batch."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[i, :n] = torch.tensor(r["input_ids"])
-            labels[i, :n] = torch.tensor(r["labels"])
-            mask[i, :n] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def _packing_works(model: Any, rows: list[dict], pad_id: int) -> bool:
+def _packing_works(model: Any, rows: list[dict], pad_id: int, cfg_auto: bool) -> bool:
     """Check packing on the first few rows (see `mason.train.packing`); warn and pad when it differs."""
-    from mason.core.console import warn
+    from mason.core.console import info, warn
     from mason.train.packing import packing_matches
 
     sample = [r for r in rows[:4] if r["input_ids"]]
     if len(sample) < 2 or packing_matches(model, sample, pad_id):
         return True
-    warn(f"packing changes this model's loss ({type(model).__name__} does not build its attention mask from "
+    (info if cfg_auto else warn)(f"packing changes this model's loss ({type(model).__name__} does not build its attention mask from "
          "position ids): training on padded batches instead (set training.packing: false to skip this check)")
     return False
 
@@ -141,7 +119,9 @@ def _log_speed(bf16: bool, cfg: TrainingConfig, packed: bool) -> None:
     why = ""
     if cfg.bf16 == "auto" and not torch.cuda.is_available():
         why = f" (bf16 matmul measured {cpu_bf16_speedup():.1f}x fp32 on this CPU)"
-    batches = "packed" if packed else "length-grouped" if cfg.group_by_length else "padded"
+    padded = "length-grouped" if cfg.group_by_length else "padded"
+    batches = ((f"packed where cheaper than {padded}" if cfg.packing == "auto" else "packed") if packed
+               else padded)
     info(f"  speed: bf16 autocast {'on' if bf16 else 'off'}{why}; {batches} batches; "
          f"{torch.get_num_threads()} CPU threads")
 
@@ -157,7 +137,8 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
 
     from mason.train.fast import fast_trainer_class
     from mason.train.hardware import use_bf16
-    from mason.train.packing import PackCollator
+    from mason.train.modeling import apply_checkpointing
+    from mason.train.packing import PackCollator, PadCollator
 
     probe = next((c for c in callbacks if getattr(c, "is_knowledge_probe", False)), None)
     kwargs = trainer_kwargs(cfg, out_dir, has_eval=bool(eval_rows), n_rows=len(train_rows),
@@ -165,10 +146,14 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     # speed levers measured by bench/train.py (bf16 autocast, length-grouped batches, LM head on
     # trained positions only); group_by_length is off by default: it changes the batch order
     kwargs["bf16"] = use_bf16(cfg.bf16)
-    packed = cfg.packing and _packing_works(model, train_rows, tokenizer.pad_token_id)
-    if cfg.group_by_length and not packed:
+    pad = PadCollator(tokenizer.pad_token_id)
+    packed = cfg.packing is not False and _packing_works(model, train_rows, tokenizer.pad_token_id,
+                                                                 cfg.packing == "auto")
+    if cfg.group_by_length and (not packed or cfg.packing == "auto"):
         kwargs["train_sampling_strategy"] = "group_by_length"  # batches of similar lengths: little padding
     _log_speed(kwargs["bf16"], cfg, packed)
+    longest = max((len(r["input_ids"]) for r in train_rows), default=cfg.max_length)
+    apply_checkpointing(model, cfg, cfg.batch_size, min(longest, cfg.max_length), kwargs["bf16"])
     args = TrainingArguments(**kwargs)
     callbacks = list(callbacks)
     if args.load_best_model_at_end:
@@ -177,7 +162,7 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     return trainer_cls(
         model=model,
         args=args,
-        data_collator=PackCollator() if packed else PadCollator(tokenizer.pad_token_id),
+        data_collator=(PackCollator(pad if cfg.packing == "auto" else None, model.config) if packed else pad),
         train_dataset=train_rows,
         eval_dataset=eval_rows or None,
         processing_class=tokenizer,

@@ -18,7 +18,7 @@ from mason.train.fast import (
     positions_loss,
     shifted_mask,
 )
-from mason.train.sft import PadCollator
+from mason.train.packing import PadCollator
 
 PAD, VOCAB = 0, 96
 

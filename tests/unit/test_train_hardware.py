@@ -45,6 +45,22 @@ def test_activation_estimate_grows_with_batch_and_length():
     assert hardware.activation_bytes(cfg, 8, 256, 4) == 8 * one
     assert hardware.activation_bytes(cfg, 1, 512, 4) > 2 * one  # attention scores grow with the square
     assert hardware.activation_bytes(cfg, 1, 256, 2) < one
+    assert hardware.activation_bytes(cfg, 1, 256, 4, scores=False) < one  # SDPA keeps no score matrix
+
+
+def test_auto_checkpointing_stays_off_for_a_small_model_with_sdpa(monkeypatch):
+    """SmolLM2-135M at batch 8 x 1024 tokens under bf16 autocast with SDPA fits in 17 GiB (measured
+    runs used a few GiB); counting eager attention's score matrices it would not."""
+    import torch
+
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(135_000_000 // 1000, 1000), requires_grad=False)
+    model.config = SimpleNamespace(hidden_size=576, num_hidden_layers=30, num_attention_heads=9,
+                                   vocab_size=49152, _attn_implementation="sdpa")
+    monkeypatch.setattr(hardware, "free_memory_bytes", lambda: 17 * 2**30)
+    assert not hardware.choose_checkpointing("auto", model, 8, 1024, bf16=True).on
+    model.config._attn_implementation = "eager"
+    assert hardware.choose_checkpointing("auto", model, 8, 1024, bf16=False).on
 
 
 def test_auto_checkpointing_turns_on_only_when_memory_is_short(monkeypatch):

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from mason.train.packing import PACKED, PackCollator, drop_packed_mask, packing_matches
-from mason.train.sft import PadCollator
+from mason.train.packing import PadCollator
 from tests.unit.test_train_fast import PAD, rows, tiny_llama
 
 
@@ -57,3 +57,26 @@ def test_the_check_catches_a_model_that_ignores_position_restarts(monkeypatch):
     model = tiny_llama()
     monkeypatch.setattr(mu, "find_packed_sequence_indices", lambda position_ids: None)
     assert not packing_matches(model, rows(4), PAD)
+
+
+def test_pack_pays_for_short_mixed_rows_not_for_long_ones():
+    from types import SimpleNamespace
+
+    from mason.train.packing import pack_pays
+
+    smollm2 = SimpleNamespace(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3)
+    assert pack_pays([40, 60, 90, 150, 160, 200, 300, 400], smollm2)  # bench/train.py's mix: packing measured faster
+    assert not pack_pays([1000, 1010, 1020, 990, 1024, 1000, 1015, 1005], smollm2)  # T² attention dominates
+    assert not pack_pays([100], smollm2)  # one row: nothing to pack
+
+
+def test_auto_collator_packs_only_where_it_pays():
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=4)
+    collate = PackCollator(PadCollator(PAD), config)
+    short = [{"input_ids": [5] * n, "labels": [5] * n} for n in (3, 9, 4, 20)]
+    long = [{"input_ids": [5] * 500, "labels": [5] * 500} for _ in range(4)]
+    assert collate(short).get(PACKED) and collate(short)["input_ids"].shape == (1, 36)
+    assert PACKED not in collate(long) and collate(long)["input_ids"].shape == (4, 500)
+    assert (collate.packed, collate.padded) == (2, 2)
