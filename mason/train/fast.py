@@ -2,7 +2,7 @@
 only on trainable positions, and length-grouped batches where packing is off (little padding).
 Whether bf16 autocast pays is decided in `mason.train.hardware`.
 
-Measured with `bench/train.py` (2 cores, AMX-BF16); the numbers are in that file's docstring.
+Measured with `bench/train.py` (2 cores, AVX512-BF16); the numbers and the CPU are in that file's docstring.
 
 How the LM-head trick works: a causal LM computes `lm_head(hidden)` on every position, then the
 loss throws away every position whose label is -100 (prompt, padding) — on a 49k vocabulary that
