@@ -1,5 +1,5 @@
 """The evaluation report: `eval_report.json`, `eval_report.md` and a self-contained `eval_report.html`
-(charts inline as base64 PNG), in the training report's style (its CSS and table helpers).
+(charts inline as base64 PNG), in the style of every MASON report (`mason.report`: its CSS and table helpers).
 
 `build_report` turns the stage's results into the JSON report (plain data); the Markdown and HTML
 are rendered from that JSON alone, so a report can be re-rendered from its JSON.
@@ -7,20 +7,14 @@ are rendered from that JSON alone, so a report can be re-rendered from its JSON.
 
 from __future__ import annotations
 
-import base64
 import math
 from pathlib import Path
 from typing import Any
 
 from mason.core.io import atomic_write_json, atomic_write_text
-from mason.train.report import (
-    CSS,
-    ChartsUnavailable,
-    json_safe,
-    md_table,
-    num,
-    summary_rows,
-)
+from mason.report.charts import ChartsUnavailable
+from mason.report.format import json_safe, md_table, num, summary_rows
+from mason.report.page import CSS, png_data
 
 REPORT_FILES = {"json": "eval_report.json", "markdown": "eval_report.md", "html": "eval_report.html"}
 CHARTS_DIR = "charts"
@@ -335,7 +329,7 @@ def render_html(report: dict, charts: list[Path]) -> str:
     worst_head, worst_rows = _worst_table(report)
     knowledge_head, knowledge_rows = knowledge_table(report)
     embedded = [{"alt": CHARTS[p.stem][0], "caption": CHARTS[p.stem][1],
-                 "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in charts]
+                 "data": png_data(p)} for p in charts]
     delta_col = metric_head.index("Δ tuned−base") if "Δ tuned−base" in metric_head else -1
     cells = [(row[0], [(c, _delta_class(row[0], c) if i + 1 == delta_col else "") for i, c in enumerate(row[1:])])
              for row in metric_rows]

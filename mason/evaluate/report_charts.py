@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mason.core.io import atomic_write_bytes
-from mason.train.report import DPI, ChartsUnavailable
-from mason.train.report_charts import legend, new_axes
+from mason.report.charts import DPI, ChartsUnavailable, legend, new_axes
 
 #: metrics on other scales than 0-1 (seconds, tokens/s, perplexity): never drawn as bars
 NOT_BARS = {"perplexity", "latency_p50", "latency_p95", "latency_mean", "tokens_per_second"}

@@ -9,15 +9,17 @@ are imported only inside the functions that draw and render: importing this modu
 
 from __future__ import annotations
 
-import base64
 import math
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mason.core.errors import InputError, MasonError
-from mason.core.io import atomic_write_json, atomic_write_text, iter_jsonl
+from mason.core.io import atomic_write_json, atomic_write_text
+from mason.report.charts import ChartsUnavailable
+from mason.report.format import duration, json_safe, md_table, num, summary_rows
+from mason.report.page import CSS, png_data
+from mason.train.history import SPIKE_FACTOR, Series, finite, quarter_medians, series
 
 # the order metrics appear in tables; other names (DPO rewards...) are listed after them
 METRICS = ("loss", "eval_loss", "eval_perplexity", "eval_knowledge", "learning_rate", "grad_norm", "tokens_per_second", "step_time",
@@ -31,7 +33,6 @@ LEVELS = ("ok", "warn", "fail")
 # thresholds of the verdicts (kept together so the report and the tests agree on them)
 MIN_LOSS_REDUCTION = 0.05  # less than 5 % first->last is a run that barely learned
 OVERFIT_RISE = 0.10  # eval loss ending >= 10 % above its best
-SPIKE_FACTOR = 10.0  # grad norm above 10x its median
 VANISHING_GRAD = 1e-6
 DRIFT_SLOWER = 0.25  # last-quarter median step time > 25 % above the first quarter's
 
@@ -48,10 +49,6 @@ CHART_CAPTIONS = {
                  "drawn when crossed; ×: steps where it was NaN/inf.",
     "step_time": "Seconds per optimizer step; lines: medians of the first and last quarter (the drift check).",
 }
-DPI = 110
-SMOOTH_MIN_POINTS = 30  # fewer points than this are drawn as they are, without a moving average
-
-Series = list[tuple[int, float]]
 
 
 @dataclass(frozen=True)
@@ -63,83 +60,7 @@ class Verdict:
     check: str = ""
 
 
-class ChartsUnavailable(MasonError):
-    """Charts need matplotlib, which is not installed."""
-
-
-# --------------------------------------------------------------------------- input
-
-
-def _checked_entry(obj: Any, where: str) -> dict:
-    """One history entry with typed fields; `value` null (a trainer that cannot write NaN) is NaN."""
-    if not isinstance(obj, dict):
-        raise InputError(f"{where}: expected an object, got {type(obj).__name__}")
-    step, name, value = obj.get("step"), obj.get("name"), obj.get("value")
-    integral = isinstance(step, int) or (isinstance(step, float) and step.is_integer())
-    if isinstance(step, bool) or not integral:
-        raise InputError(f"{where}: 'step' must be an integer, got {step!r}", hint=_ENTRY_HINT)
-    if not isinstance(name, str) or not name:
-        raise InputError(f"{where}: 'name' must be a metric name, got {name!r}", hint=_ENTRY_HINT)
-    if value is None:
-        value = math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"{where}: 'value' must be a number, got {value!r}", hint=_ENTRY_HINT)
-    entry = {"step": int(step), "name": _ALIASES.get(name, name), "value": float(value)}
-    if isinstance(obj.get("time"), int | float):
-        entry["time"] = float(obj["time"])
-    return entry
-
-
-_ENTRY_HINT = 'each entry is {"step": int, "name": str, "value": float, "time": float}'
-_ALIASES = {"tokens_per_s": "tokens_per_second"}
-_ROW_FIELDS = ("stage", "step", "time")  # the fields of a wide row that are not metrics
-
-
-def _entries(obj: Any, where: str) -> list[dict]:
-    """The entries of one history row: a `{"step", "name", "value", "time"}` entry as it is, or a wide row
-    (`{"stage", "step", "time", "loss": 1.2, "grad_norm": 0.8, ...}`, one line per log call) split into
-    one entry per numeric field."""
-    if not isinstance(obj, dict) or "name" in obj or "value" in obj:
-        return [_checked_entry(obj, where)]
-    return [_checked_entry({"step": obj.get("step"), "name": k, "value": v, "time": obj.get("time")}, where)
-            for k, v in obj.items()
-            if k not in _ROW_FIELDS and (v is None or (isinstance(v, int | float) and not isinstance(v, bool)))]
-
-
-def read_history(path: str | Path, *, stage: str | None = None) -> list[dict]:
-    """The metrics history of a `metrics.jsonl` file, as `{"step", "name", "value", "time"}` entries.
-
-    Lines are entries or wide rows (see `_entries`); with `stage`, rows of other stages are left out.
-
-    Raises:
-        InputError: the file is missing, or a line is not a valid entry (file and line are named).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no metrics file at {path}", hint="the trainer writes metrics.jsonl in its output folder")
-    return [entry for lineno, obj in iter_jsonl(path) if stage is None or obj.get("stage") in (None, stage)
-            for entry in _entries(obj, f"{path}:{lineno}")]
-
-
-def series(history: list[dict]) -> dict[str, Series]:
-    """Per-metric `(step, value)` lists sorted by step; a step logged twice keeps its last value.
-
-    Raises:
-        InputError: a row lacks a valid step, name or value (its index is named).
-    """
-    by_name: dict[str, dict[int, float]] = {}
-    for i, obj in enumerate(history):
-        for entry in _entries(obj, f"history[{i}]"):
-            # note: a resumed run can log a step again; the later value is the one that counts
-            by_name.setdefault(entry["name"], {})[entry["step"]] = entry["value"]
-    return {name: sorted(points.items()) for name, points in by_name.items()}
-
-
 # --------------------------------------------------------------------------- numbers
-
-
-def _finite(points: Series) -> Series:
-    return [(s, v) for s, v in points if math.isfinite(v)]
 
 
 def _perplexity(loss: float) -> float:
@@ -154,22 +75,9 @@ def _pct(new: float, old: float) -> float:
     return (new - old) / abs(old) * 100.0 if old else math.inf if new > old else 0.0
 
 
-def num(v: float | None) -> str:
-    """A value for people: counts with thousands separators, else 4 significant digits (scientific if tiny)."""
-    if v is None:
-        return "–"
-    if not math.isfinite(v):
-        return "NaN" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if float(v).is_integer() and abs(v) < 1e15:
-        return f"{int(v):,}"
-    if abs(v) < 1e-3 or abs(v) >= 1e6:
-        return f"{v:.3e}"
-    return f"{v:.4g}"
-
-
 def _stats(points: Series) -> dict[str, Any]:
     """first/last/min/max (with steps) over the finite values, and how many were NaN/inf."""
-    good = _finite(points)
+    good = finite(points)
     out: dict[str, Any] = {"count": len(points), "non_finite": len(points) - len(good)}
     if good:
         lo, hi = min(good, key=lambda p: p[1]), max(good, key=lambda p: p[1])
@@ -254,7 +162,7 @@ def _grad_verdicts(points: Series) -> list[Verdict]:
     if bad:
         add("fail", f"Grad norm was NaN/inf at {len(bad)} step(s), first at step {bad[0]}: training diverged; "
                     "lower the learning rate or enable gradient clipping.")
-    good = _finite(points)
+    good = finite(points)
     if not good:
         return found
     median = statistics.median(x for _, x in good)
@@ -275,15 +183,8 @@ def _grad_verdicts(points: Series) -> list[Verdict]:
     return found
 
 
-def _quarter_medians(points: Series) -> tuple[float, float] | None:
-    """Medians of the first and the last quarter of the values; None under 4 values (empty quarters)."""
-    good = [x for _, x in _finite(points) if x > 0]
-    q = len(good) // 4
-    return (statistics.median(good[:q]), statistics.median(good[-q:])) if q else None
-
-
 def _drift_verdict(points: Series) -> Verdict | None:
-    if not (quarters := _quarter_medians(points)):
+    if not (quarters := quarter_medians(points)):
         return None
     first, last = quarters
     drift = _pct(last, first)
@@ -314,17 +215,6 @@ def verdicts(history: list[dict]) -> list[Verdict]:
 
 
 # --------------------------------------------------------------------------- JSON report
-
-
-def json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        # strict JSON has no NaN/inf: write null; the metric's `non_finite` count keeps the information
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj if isinstance(obj, str | int | bool | type(None)) else str(obj)
 
 
 def build_report(history: list[dict], summary: dict) -> dict:
@@ -361,35 +251,6 @@ def build_report(history: list[dict], summary: dict) -> dict:
 # --------------------------------------------------------------------------- Markdown and HTML
 
 
-def summary_rows(summary: dict, prefix: str = "") -> list[tuple[str, str]]:
-    """Flatten the summary into (label, text) rows; nested dicts become `parent / child`."""
-    rows: list[tuple[str, str]] = []
-    for key, value in summary.items():
-        key = str(key)
-        seconds = key.endswith(("_s", "_seconds")) and isinstance(value, int | float)
-        # `train_s: 152.3` reads as `train: 2m 32s`
-        label = prefix + (key.rsplit("_", 1)[0] if seconds else key).replace("_", " ")
-        if isinstance(value, dict):
-            rows += summary_rows(value, prefix=f"{label} / ")
-        elif value is None or isinstance(value, bool):
-            rows.append((label, "–" if value is None else str(value).lower()))
-        elif isinstance(value, int | float):
-            rows.append((label, _duration(value) if seconds else num(value)))
-        elif isinstance(value, list | tuple):
-            rows.append((label, ", ".join(str(v) for v in value)))
-        else:
-            rows.append((label, str(value)))
-    return rows
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 60:
-        return f"{seconds:.1f} s" if math.isfinite(seconds) else num(seconds)
-    m, s = divmod(round(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
-
-
 def _metric_row(label: str, m: dict, f=lambda v: v) -> list[str]:
     """metric, first, last, min (step), max (step), points; `f` maps values (exp for perplexity)."""
     points = f"{m['count']}" + (f" ({m['non_finite']} NaN/inf)" if m["non_finite"] else "")
@@ -403,7 +264,7 @@ def _tables(report: dict) -> tuple[list[tuple[str, str]], list[list[str]]]:
     """The summary rows and the metric rows, shared by the Markdown and the HTML page."""
     summary = summary_rows(report["summary"])
     if report.get("wall_time_s") is not None:
-        summary.append(("wall time (from metrics)", _duration(report["wall_time_s"])))
+        summary.append(("wall time (from metrics)", duration(report["wall_time_s"])))
     rows = []
     for name, m in report["metrics"].items():  # already in METRICS order
         rows.append(_metric_row(LABELS.get(name, name), m))
@@ -417,12 +278,6 @@ _METRIC_HEAD = ["metric", "first", "last", "min", "max", "points"]
 
 def _title(summary: dict) -> str:
     return next((str(summary[k]) for k in ("run", "name", "stage", "run_name") if summary.get(k)), "training run")
-
-
-def md_table(head: list[str], rows: list) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def render_markdown(report: dict, charts: list[str]) -> str:
@@ -441,28 +296,6 @@ def render_markdown(report: dict, charts: list[str]) -> str:
         parts += ["", f"_Charts skipped: {report['charts_note']}_"]
     return "\n".join(parts).rstrip() + "\n"
 
-
-CSS = """
-:root { --ok:#1a7f37; --warn:#9a6700; --fail:#cf222e; --muted:#59636e; --line:#d1d9e0; --bg:#f6f8fa; }
-body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1f2328;
-       max-width: 940px; margin: 2rem auto; padding: 0 1.2rem; }
-h1 { font-size: 1.55rem; margin: 0 0 .3rem; }
-h2 { font-size: 1.15rem; margin: 1.8rem 0 .6rem; border-bottom: 1px solid var(--line); padding-bottom: .3rem; }
-.ok { --c: var(--ok); } .warn { --c: var(--warn); } .fail { --c: var(--fail); }
-.badge { display: inline-block; padding: .1rem .7rem; border-radius: 1rem; color: #fff; background: var(--c);
-         font-weight: 600; font-size: .8rem; letter-spacing: .04em; }
-ul.verdicts { list-style: none; padding: 0; margin: 0; }
-ul.verdicts li { border-left: 4px solid var(--c); background: var(--bg); padding: .5rem .8rem; margin: .45rem 0;
-                 border-radius: 0 6px 6px 0; }
-.lvl { color: var(--c); font-weight: 700; font-size: .8rem; margin-right: .5rem; }
-table { border-collapse: collapse; width: 100%; font-size: .92rem; }
-th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { background: var(--bg); font-weight: 600; } table.kv th { width: 14rem; }
-td.n { font-variant-numeric: tabular-nums; white-space: nowrap; }
-figure { margin: 1rem 0 1.4rem; }
-figure img { width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
-figcaption, .note { color: var(--muted); font-size: .85rem; }
-"""
 
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -495,7 +328,7 @@ def render_html(report: dict, charts: list[Path]) -> str:
 
     summary, metric_rows = _tables(report)
     embedded = [{"alt": CHART_TITLES[p.stem], "caption": CHART_CAPTIONS[p.stem],
-                 "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in charts]
+                 "data": png_data(p)} for p in charts]
     return jinja2.Environment(autoescape=True).from_string(_HTML).render(
         title=_title(report["summary"]), status=report["status"], verdicts=report["verdicts"],
         summary=summary, head=_METRIC_HEAD, metric_rows=metric_rows, charts=embedded,

@@ -10,17 +10,9 @@ import statistics
 from pathlib import Path
 
 from mason.core.io import atomic_write_bytes
-from mason.train.report import (
-    DPI,
-    SMOOTH_MIN_POINTS,
-    SPIKE_FACTOR,
-    ChartsUnavailable,
-    Series,
-    _finite,
-    _quarter_medians,
-    num,
-    series,
-)
+from mason.report.charts import DPI, ChartsUnavailable, legend, new_axes
+from mason.report.format import num
+from mason.train.history import SMOOTH_MIN_POINTS, SPIKE_FACTOR, Series, finite, quarter_medians, series
 
 
 def _sci(v: float) -> str:
@@ -43,27 +35,6 @@ def _ema(values: list[float]) -> list[float]:
     return out
 
 
-def new_axes(title: str, ylabel: str):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    # note: Figure + FigureCanvasAgg, not pyplot: no global state, no GUI backend, safe in threads
-    fig = Figure(figsize=(8, 4.2), dpi=DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.set_title(title, fontsize=12, loc="left")
-    ax.set(xlabel="step", ylabel=ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
-    return fig, ax
-
-
-def legend(ax) -> None:
-    # above the plot, right of the title: inside it, a legend hides the data it explains
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False, fontsize=9)
-
-
 def _xy(points: Series) -> tuple[list[int], list[float]]:
     # inf would stretch the axis to nothing; NaN is a gap in the line, which is what a lost value is
     return [p[0] for p in points], [p[1] if math.isfinite(p[1]) else math.nan for p in points]
@@ -77,8 +48,8 @@ def _maybe_log(ax, values: list[float], ratio: float = 100.0) -> None:
 
 
 def _loss_chart(s: dict[str, Series]):
-    loss, ev = s.get("loss", []), _finite(s.get("eval_loss", []))
-    if not _finite(loss) and not ev:
+    loss, ev = s.get("loss", []), finite(s.get("eval_loss", []))
+    if not finite(loss) and not ev:
         return None
     fig, ax = new_axes("Training and eval loss", "loss")
     if loss:
@@ -98,7 +69,7 @@ def _loss_chart(s: dict[str, Series]):
 
 
 def _line_chart(points: Series, title: str, ylabel: str, color: str, *, log: bool = False):
-    if not _finite(points):
+    if not finite(points):
         return None
     fig, ax = new_axes(title, ylabel)
     ax.plot(*_xy(points), color=color, lw=1.5)
@@ -112,9 +83,9 @@ def _grad_chart(points: Series):
     if fig is None:
         return None
     ax = fig.axes[0]
-    median = statistics.median(v for _, v in _finite(points))
+    median = statistics.median(v for _, v in finite(points))
     # the threshold only when something crosses it: drawn always, it squashes a healthy curve to the floor
-    if median > 0 and max(v for _, v in _finite(points)) > SPIKE_FACTOR * median:
+    if median > 0 and max(v for _, v in finite(points)) > SPIKE_FACTOR * median:
         ax.axhline(SPIKE_FACTOR * median, color="#c44e52", ls="--", lw=1,
                    label=f"spike threshold ({SPIKE_FACTOR:g}× median)")
     bad = [s for s, v in points if not math.isfinite(v)]
@@ -127,7 +98,7 @@ def _grad_chart(points: Series):
 
 def _step_time_chart(points: Series):
     fig = _line_chart(points, "Step time", "seconds per step", "#8172b3")
-    if fig is None or not (quarters := _quarter_medians(points)):
+    if fig is None or not (quarters := quarter_medians(points)):
         return fig
     (ax,), (first, last) = fig.axes, quarters
     ax.axhline(first, color="#937860", ls=":", lw=1.5, label=f"first-quarter median ({num(first)} s)")

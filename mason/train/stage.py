@@ -319,7 +319,8 @@ def _finish(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome])
 
 def _write_reports(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome]) -> list[str]:
     """The train report (JSON, Markdown, HTML with charts) of every stage, beside its weights."""
-    from mason.train.report import read_history, write_report
+    from mason.train.history import read_history
+    from mason.train.report import write_report
 
     written = []
     for o in outcomes:

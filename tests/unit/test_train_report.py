@@ -14,10 +14,9 @@ import pytest
 
 from mason.core.errors import InputError
 from mason.core.io import JsonlWriter
+from mason.train.history import read_history, series
 from mason.train.report import (
     build_report,
-    read_history,
-    series,
     verdicts,
     write_report,
 )
