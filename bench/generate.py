@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mason.generate.client import TeacherClient, open_client
-from mason.generate.config import TeacherConfig
-from mason.generate.teachers.base import ChatRequest
+from mason.llm.client import TeacherClient, open_client
+from mason.llm.config import TeacherConfig
+from mason.llm.teachers.base import ChatRequest
 from tests.helpers.scripted_server import ScriptedServer
 
 

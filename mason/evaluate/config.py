@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from mason.core.config import Section
-from mason.generate.config import TeacherConfig
+from mason.llm.config import TeacherConfig
 
 #: text metrics computed when `metrics` is not set (see `mason.evaluate.metrics.METRICS`)
 DEFAULT_METRICS = ("rougeL", "bleu", "chrf", "exact_match", "char_f1")

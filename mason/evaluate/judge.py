@@ -1,9 +1,9 @@
 """LLM-as-judge for evaluation: one score and a short reason per answer and rubric.
 
-Requests go through the teacher client (`mason.generate.client.open_client`) and the workspace's
+Requests go through the teacher client (`mason.llm.client.open_client`) and the workspace's
 request cache, so a re-run pays nothing for verdicts it already has. Each request asks for
 `{"score": n, "reason": "..."}` with a JSON schema (constrained decoding where the backend
-supports it) and is read with `mason.generate.structured.ask_json`: an answer that cannot be
+supports it) and is read with `mason.llm.structured.ask_json`: an answer that cannot be
 used is shown back to the judge with the error once; after that the answer stays unscored and
 is counted, and the evaluation goes on.
 """
@@ -122,7 +122,7 @@ async def judge_one(client: Any, rubric: Rubric, row: dict[str, Any], cfg: LLMJu
         TeacherError: the client gave up (after its own retries), or the request is refused: every
             other verdict would fail alike, so the evaluation stops (verdicts so far stay cached).
     """
-    from mason.generate.structured import StructuredOutputError, ask_json
+    from mason.llm.structured import StructuredOutputError, ask_json
 
     model_cls = verdict_model(*rubric.scale)
     try:
@@ -208,8 +208,8 @@ async def judge_answers(cfg: LLMJudgeConfig, rubrics: list[Rubric], rows_by_mode
     Raises:
         TeacherError, MasonError: the judge cannot be built or reached (after retries).
     """
-    from mason.generate.cache import RequestCache
-    from mason.generate.client import open_client
+    from mason.llm.cache import RequestCache
+    from mason.llm.client import open_client
 
     cache = RequestCache(cache_path) if cache_path is not None else None
     out = JudgeOutcome(cfg.model, rubrics)

@@ -1,7 +1,7 @@
 """LLM-as-judge: score a generated sample against its source chunk and a rubric.
 
 The judge (any client with `async complete(ChatRequest) -> Completion`, such as
-`mason.generate.client.TeacherClient`) sees the source chunk, the conversation (for a preference
+`mason.llm.client.TeacherClient`) sees the source chunk, the conversation (for a preference
 sample: the prompt and its `chosen` answer) and the rubric, and answers with
 `{"scores": {...}, "overall": x, "grounded": true|false, "reason": "..."}` at temperature 0.
 The prompt is the Jinja template `prompts/judge.j2` (a `judge.j2` in the user's `prompts_dir`
@@ -31,8 +31,8 @@ import jinja2
 
 from mason.generate.config import JudgeConfig
 from mason.generate.prompts import PromptError, PromptLibrary, undefined_name
-from mason.generate.structured import StructuredOutputError, extract_json
-from mason.generate.teachers.base import ChatRequest, RetryableTeacherError
+from mason.llm.structured import StructuredOutputError, extract_json
+from mason.llm.teachers.base import ChatRequest, RetryableTeacherError
 
 DEFAULT_CRITERIA: dict[str, str] = {
     "faithfulness": "Every statement of the answer is supported by the source passage; nothing is "

@@ -19,7 +19,7 @@ from mason.core.io import iter_jsonl
 from mason.generate.config import RecordsConfig
 from mason.generate.prompts import PromptError, render_string
 from mason.generate.tasks.base import GenContext, make_sample, request_params
-from mason.generate.teachers.base import ChatRequest, TeacherError
+from mason.llm.teachers.base import ChatRequest, TeacherError
 
 TASK = "distillation"
 

@@ -120,8 +120,8 @@ async def _generate(todo: list[Unit], gen_ctx: Any, teacher: str, writer: JsonlW
 
     Returns (units done, units with no usable answer, errors of units that failed).
     """
-    from mason.generate.structured import StructuredOutputError
-    from mason.generate.teachers.base import TeacherError
+    from mason.llm.structured import StructuredOutputError
+    from mason.llm.teachers.base import TeacherError
 
     unusable, errors = 0, []
 
@@ -165,11 +165,11 @@ def run(ctx: TaskContext) -> TaskResult:
 
 
 async def _run(ctx: TaskContext) -> TaskResult:
-    from mason.generate.cache import RequestCache
-    from mason.generate.client import open_client
+    from mason.llm.cache import RequestCache
+    from mason.llm.client import open_client
     from mason.generate.prompts import PromptLibrary
     from mason.generate.tasks.base import GenContext
-    from mason.generate.teachers import is_extractive
+    from mason.llm.teachers import is_extractive
 
     cfg: GenerateConfig = ctx.section
     extractive = is_extractive(cfg.teacher)

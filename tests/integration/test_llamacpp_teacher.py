@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from mason.generate.cache import RequestCache
-from mason.generate.client import open_client
-from mason.generate.config import TeacherConfig
-from mason.generate.teachers import build_teacher
-from mason.generate.teachers.base import ChatRequest
-from mason.generate.teachers.local import LlamaCppTeacher
+from mason.llm.cache import RequestCache
+from mason.llm.client import open_client
+from mason.llm.config import TeacherConfig
+from mason.llm.teachers import build_teacher
+from mason.llm.teachers.base import ChatRequest
+from mason.llm.teachers.local import LlamaCppTeacher
 from mason.models import BUILTIN_MODELS
 
 pytestmark = pytest.mark.slow

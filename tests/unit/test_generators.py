@@ -15,10 +15,10 @@ from mason.generate.config import GenerateConfig
 from mason.generate.extractive import ExtractiveGenerator
 from mason.generate.generators import GENERATORS, get_generator
 from mason.generate.prompts import PromptError, PromptLibrary
-from mason.generate.structured import StructuredOutputError
+from mason.llm.structured import StructuredOutputError
 from mason.generate.tasks.base import GenContext, TaskGenerator, chunk_variables
 from mason.generate.tasks.tool_calling import argument_errors
-from mason.generate.teachers.base import ChatRequest, Completion
+from mason.llm.teachers.base import ChatRequest, Completion
 
 MODEL = "openai/gpt-4o-mini"
 CHUNK = {

@@ -21,7 +21,7 @@ from mason.generate.judge import (
     passes,
 )
 from mason.generate.prompts import PromptError
-from mason.generate.teachers.base import (
+from mason.llm.teachers.base import (
     ChatRequest,
     Completion,
     RetryableTeacherError,
@@ -191,7 +191,7 @@ def test_passes_threshold_and_grounding():
 
 def test_through_the_real_teacher_client():
     """The judge only needs `complete`; check it against the real TeacherClient (retries, stats)."""
-    from mason.generate.client import TeacherClient
+    from mason.llm.client import TeacherClient
 
     class Backend:
         model_id = "scripted/judge"

@@ -14,7 +14,7 @@ from mason.generate.config import GenerateConfig
 from mason.generate.prompts import PromptLibrary
 from mason.generate.records import distill, load_records, template_index_for
 from mason.generate.tasks.base import GenContext
-from mason.generate.teachers.base import ChatRequest, Completion, TeacherError
+from mason.llm.teachers.base import ChatRequest, Completion, TeacherError
 
 MODEL = "ollama/llama3.1"
 ROWS = [

@@ -7,13 +7,13 @@ import asyncio
 import pytest
 from pydantic import BaseModel, Field
 
-from mason.generate.structured import (
+from mason.llm.structured import (
     StructuredOutputError,
     ask_json,
     extract_json,
     validate_shape,
 )
-from mason.generate.teachers.base import ChatRequest, Completion
+from mason.llm.teachers.base import ChatRequest, Completion
 
 
 class ScriptedClient:

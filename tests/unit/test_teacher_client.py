@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 
 from mason.core.errors import MasonError
-from mason.generate.cache import RequestCache
-from mason.generate.client import TeacherClient, open_client
-from mason.generate.config import TeacherConfig
-from mason.generate.teachers import build_teacher, is_extractive, teacher_kind
-from mason.generate.teachers.base import (
+from mason.llm.cache import RequestCache
+from mason.llm.client import TeacherClient, open_client
+from mason.llm.config import TeacherConfig
+from mason.llm.teachers import build_teacher, is_extractive, teacher_kind
+from mason.llm.teachers.base import (
     ChatRequest,
     Completion,
     RetryableTeacherError,
     TeacherError,
 )
-from mason.generate.teachers.openai_compat import parse_retry_after
-from mason.generate.teachers.providers import NO_KEY, resolve_endpoint
+from mason.llm.teachers.openai_compat import parse_retry_after
+from mason.llm.teachers.providers import NO_KEY, resolve_endpoint
 from tests.helpers.scripted_server import (
     ScriptedServer,
     error,
@@ -338,7 +338,7 @@ def test_registry_routes_and_extractive(tmp_path):
 
 
 def test_importing_the_teacher_layer_is_light(tmp_path):
-    code = ("import sys, mason.generate.teachers, mason.generate.client, mason.generate.cache\n"
+    code = ("import sys, mason.llm.teachers, mason.llm.client, mason.llm.cache\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'openai', 'torch', 'llama_cpp', "
             "'transformers', 'httpx2', 'httpx'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -363,7 +363,7 @@ def test_transformers_teacher_generates_and_counts_tokens(tiny_model_dir, tmp_pa
 
 
 def test_builtin_goes_to_transformers_without_llama_cpp(monkeypatch, tmp_path):
-    from mason.generate.teachers import local
+    from mason.llm.teachers import local
 
     monkeypatch.setattr(local, "llama_cpp_available", lambda: False)
     assert teacher_kind(TeacherConfig(model="smollm2-135m-instruct"), base_dir=tmp_path) == "transformers"
@@ -374,9 +374,9 @@ def test_builtin_goes_to_transformers_without_llama_cpp(monkeypatch, tmp_path):
 def test_entry_point_plugin_serves_its_prefix(monkeypatch, tmp_path):
     from importlib.metadata import EntryPoint
 
-    import mason.generate.teachers as teachers
+    import mason.llm.teachers as teachers
 
-    plugin = EntryPoint(name="myplug", value="mason.generate.teachers:_build_openai", group="mason.teachers")
+    plugin = EntryPoint(name="myplug", value="mason.llm.teachers:_build_openai", group="mason.teachers")
     broken = EntryPoint(name="broken", value="no_such_module_xyz:build", group="mason.teachers")
     monkeypatch.setattr(teachers, "_plugin_entry_points", lambda: {"myplug": plugin, "broken": broken})
     cfg = TeacherConfig(model="myplug/m", base_url="http://127.0.0.1:9/v1")

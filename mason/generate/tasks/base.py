@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from mason.core.hashing import canonical_json, text_sha1
 from mason.generate.config import GenerateConfig
 from mason.generate.prompts import PromptLibrary
-from mason.generate.structured import ask_json
+from mason.llm.structured import ask_json
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mason.core.errors import MasonError
-from mason.generate.config import TeacherConfig
-from mason.generate.teachers.base import (
+from mason.llm.config import TeacherConfig
+from mason.llm.teachers.base import (
     ChatRequest,
     Completion,
     RetryableTeacherError,
@@ -53,8 +53,8 @@ def is_extractive(cfg: TeacherConfig) -> bool:
 
 
 def _build_openai(cfg: TeacherConfig, base_dir: Path) -> Teacher:
-    from mason.generate.teachers.openai_compat import OpenAICompatTeacher
-    from mason.generate.teachers.providers import resolve_endpoint
+    from mason.llm.teachers.openai_compat import OpenAICompatTeacher
+    from mason.llm.teachers.providers import resolve_endpoint
 
     endpoint = resolve_endpoint(cfg.model, base_url=cfg.base_url, api_key=cfg.api_key)
     # the HTTP timeout a little above the client's own: TeacherClient's timeout decides;
@@ -65,7 +65,7 @@ def _build_openai(cfg: TeacherConfig, base_dir: Path) -> Teacher:
 
 def _build_gguf(cfg: TeacherConfig, base_dir: Path) -> Teacher:
     from mason.core.errors import ModelNotFoundError
-    from mason.generate.teachers.local import LlamaCppTeacher
+    from mason.llm.teachers.local import LlamaCppTeacher
     from mason.models import get_builtin, resolve_model
 
     ref = resolve_model(cfg.model, base_dir=base_dir)
@@ -84,7 +84,7 @@ def _build_gguf(cfg: TeacherConfig, base_dir: Path) -> Teacher:
 
 
 def _build_transformers(cfg: TeacherConfig, base_dir: Path) -> Teacher:
-    from mason.generate.teachers.local import TransformersTeacher
+    from mason.llm.teachers.local import TransformersTeacher
     from mason.models import materialize, resolve_model
 
     ref = resolve_model(cfg.model, base_dir=base_dir)
@@ -142,7 +142,7 @@ def teacher_kind(cfg: TeacherConfig, *, base_dir: Path) -> str:
     Returns:
         A key of `TEACHERS` or of `plugin_teachers()`.
     """
-    from mason.generate.teachers.providers import split_provider
+    from mason.llm.teachers.providers import split_provider
 
     model = cfg.model.strip()
     if model.lower() == EXTRACTIVE:
@@ -158,7 +158,7 @@ def teacher_kind(cfg: TeacherConfig, *, base_dir: Path) -> str:
         return "transformers"
     if cfg.base_url or split_provider(model) is not None:
         return "openai"
-    from mason.generate.teachers.local import llama_cpp_available
+    from mason.llm.teachers.local import llama_cpp_available
     from mason.models import get_builtin
 
     builtin = get_builtin(model)
@@ -173,7 +173,7 @@ def _check_provider_typo(head: str) -> None:
     """Refuse `olama/llama3`: read as a hub id it would fail much later, far from the typo."""
     import difflib
 
-    from mason.generate.teachers.providers import PROVIDERS
+    from mason.llm.teachers.providers import PROVIDERS
 
     close = difflib.get_close_matches(head.lower(), list(PROVIDERS), n=1, cutoff=0.75)
     if close and close[0] != head.lower():

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mason.core.errors import MasonError
-from mason.generate.teachers.base import ChatRequest, Completion, TeacherError
+from mason.llm.teachers.base import ChatRequest, Completion, TeacherError
 from mason.runtime.llamacpp import INSTALL_HINT, llama_cpp_available, probe_llama_cpp
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Self
 
 from mason.core.redact import redact_text
-from mason.generate.cache import RequestCache
-from mason.generate.config import TeacherConfig
-from mason.generate.teachers.base import (
+from mason.llm.cache import RequestCache
+from mason.llm.config import TeacherConfig
+from mason.llm.teachers.base import (
     ChatRequest,
     Completion,
     RetryableTeacherError,
@@ -33,7 +33,7 @@ from mason.generate.teachers.base import (
     TeacherError,
 )
 
-log = logging.getLogger("mason.generate")
+log = logging.getLogger("mason.llm")
 
 
 class _Abandoned(Exception):
@@ -283,9 +283,9 @@ def open_client(cfg: TeacherConfig, *, base_dir: Path, cache: RequestCache | Non
         The client; close it with `await client.aclose()` (or `async with`).
 
     Raises:
-        MasonError: see `mason.generate.teachers.build_teacher`.
+        MasonError: see `mason.llm.teachers.build_teacher`.
     """
-    from mason.generate.teachers import build_teacher
+    from mason.llm.teachers import build_teacher
 
     teacher = build_teacher(cfg, base_dir=base_dir)
     concurrency = cfg.max_concurrency

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from mason.core.errors import MasonError
-from mason.generate.teachers.base import ChatRequest, Completion
+from mason.llm.teachers.base import ChatRequest, Completion
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -3,7 +3,7 @@
 Backends raise `RetryableTeacherError` for what a retry can fix (429, 5xx, timeouts, a dropped
 connection) and `TeacherError` for what it cannot (401, 404, a bad request). The retry loop,
 the rate limit, the concurrency cap and the request cache live in one place
-(`mason.generate.client.TeacherClient`), not in each backend.
+(`mason.llm.client.TeacherClient`), not in each backend.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Self
 
 from mason.core.errors import MasonError
-from mason.generate.teachers.base import Completion
+from mason.llm.teachers.base import Completion
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (

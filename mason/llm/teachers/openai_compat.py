@@ -1,7 +1,7 @@
 """Teacher over any OpenAI-compatible endpoint, through the official `openai` client.
 
 One `AsyncOpenAI` client per base URL, each with `max_retries=0`: retries, backoff, the rate
-limit and the concurrency cap live in `mason.generate.client.TeacherClient`, so the openai
+limit and the concurrency cap live in `mason.llm.client.TeacherClient`, so the openai
 client must not retry behind its back (it would multiply the request count and ignore our
 budget). Requests go to the client with the fewest requests in flight (round-robin on ties),
 so a slow replica gets less traffic.
@@ -23,13 +23,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mason.core.redact import REDACTED, redact_text
-from mason.generate.teachers.base import (
+from mason.llm.teachers.base import (
     ChatRequest,
     Completion,
     RetryableTeacherError,
     TeacherError,
 )
-from mason.generate.teachers.providers import Endpoint, public_url
+from mason.llm.teachers.providers import Endpoint, public_url
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
