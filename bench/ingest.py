@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mason.ingest.samples import CORPUS, write_docx, write_pdf  # noqa: E402
+from mason.scaffold.corpus import CORPUS, write_docx, write_pdf  # noqa: E402
 
 _MD_MARKS = re.compile(r"(?m)^\s*(?:#{1,6}|[-*+]|\d+\.)\s+|[*_|`]|^\s*-{3,}\s*$")
 

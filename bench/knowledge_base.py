@@ -38,7 +38,7 @@ import yaml
 from mason.evaluate.knowledge import declines as is_abstention
 from mason.evaluate.knowledge import is_correct, normalize
 
-from mason.ingest.samples import (
+from mason.scaffold.corpus import (
     Sections,
     write_docx,
     write_html,

@@ -65,7 +65,8 @@ def main() -> None:
 
     from mason.models.config import BaseModelConfig
     from mason.train.config import TrainingConfig
-    from mason.train.data import load_samples, tokenize_sft
+    from mason.data.samples import load_samples
+    from mason.train.data import tokenize_sft
     from mason.train.hardware import free_memory_bytes, peak_rss_mb
     from mason.train.modeling import load_tokenizer, prepare
     from mason.train.sft import build_sft_trainer

@@ -91,7 +91,8 @@ def model_dir(kind: str, tmp: Path) -> str:
 
 def encode(path: str, rows: list[dict], tmp: Path) -> tuple[Any, list[dict]]:
     from mason.models.config import BaseModelConfig
-    from mason.train.data import load_samples, tokenize_sft
+    from mason.data.samples import load_samples
+    from mason.train.data import tokenize_sft
     from mason.train.modeling import load_tokenizer
 
     data = tmp / "data.jsonl"

@@ -6,7 +6,7 @@ Two passes over each row, in order:
    convert to a well-formed conversation (`check_sample`): known roles in a sensible order, a
    user turn, non-empty answers, tool results that answer an earlier tool call, tool-call
    arguments that are JSON, and for preference rows a `chosen` and a `rejected` that differ.
-2. Quality: rows with no format error get the cheap heuristics of `mason.generate.quality`
+2. Quality: rows with no format error get the cheap heuristics of `mason.data.quality`
    (too short, repetitive, gibberish, echo...) and a score in [0, 1]. Plain-text rows (one
    assistant message, for continued pretraining) have no question and no answer, so the
    question/answer heuristics do not apply to them: they are not scored.
@@ -35,7 +35,7 @@ from mason.data.formats import (
 )
 
 if TYPE_CHECKING:
-    from mason.generate.config import FilterConfig
+    from mason.data.quality import FilterConfig
 
 KNOWN_ROLES = ("system", "user", "assistant", "tool")
 # every format error code, with the words the report uses for it
@@ -341,8 +341,8 @@ def validate_dataset(path: str | Path, *, fmt: str = "auto", cfg: FilterConfig |
         InputError: an unknown format name.
     """
     # lazily: the heuristics are a stage module, and `mason --help` must not import them
-    from mason.generate.config import FilterConfig
-    from mason.generate.quality import quality_issues, quality_score
+    from mason.data.quality import FilterConfig
+    from mason.data.quality import quality_issues, quality_score
 
     name = None if fmt == "auto" else normalize_format(fmt)
     cfg = cfg or FilterConfig()

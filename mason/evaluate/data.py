@@ -160,7 +160,7 @@ def chunk_texts(ctx: TaskContext, wanted: set[str]) -> dict[str, str]:
 
 def _training_rows(ctx: TaskContext) -> tuple[list[dict[str, Any]] | None, str | None]:
     """The training dataset's rows and its path (None when no training data is known)."""
-    from mason.train.data import dataset_path, load_samples
+    from mason.data.samples import dataset_path, load_samples
 
     training = getattr(ctx.pipeline, "training", None)
     data = getattr(training, "data", None)
@@ -189,8 +189,8 @@ def load_eval_set(cfg: EvaluationConfig, ctx: TaskContext) -> EvalSet:
     Raises:
         InputError, DatasetFileError: no eval file or dataset, a malformed row, or no eval row at all.
     """
-    from mason.generate.balance import contamination
-    from mason.train.data import load_samples
+    from mason.data.contamination import contamination
+    from mason.data.samples import load_samples
 
     train_all, train_origin = _training_rows(ctx)
     split = contamination_report = None

@@ -115,7 +115,7 @@ def perplexity(runtime: Runtime, rows: list[EvalRow], *, batch_size: int, max_le
     """Perplexity of the reference answers under the model: exp(mean loss over the answer tokens).
 
     Teacher-forced on the prompt + reference, with the training stage's chat rendering and label
-    mask (`mason.train.data.encode_chat`): only the assistant's tokens count, as in training.
+    mask (`mason.data.chat.encode_chat`): only the assistant's tokens count, as in training.
 
     Returns:
         {"value", "tokens", "rows", "skipped"}, or None when the runtime exposes no PyTorch model
@@ -127,7 +127,8 @@ def perplexity(runtime: Runtime, rows: list[EvalRow], *, batch_size: int, max_le
     import torch
 
     from mason.core.errors import InputError
-    from mason.train.data import IGNORE_INDEX, ChatRenderer, Sample, encode_chat
+    from mason.data.chat import IGNORE_INDEX, ChatRenderer, encode_chat
+    from mason.data.samples import Sample
 
     renderer = ChatRenderer(tokenizer)
     max_length = min(max_length, int(getattr(tokenizer, "model_max_length", max_length) or max_length))

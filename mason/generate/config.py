@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mason.core.config import Section
+from mason.data.quality import FilterConfig
 from mason.llm.config import TeacherConfig
 
 TaskType = Literal[
@@ -24,25 +25,6 @@ class JudgeConfig(Section):
     )
     threshold: float = Field(6.0, ge=0, le=10, description="Minimum judge score (0-10) to keep a sample.")
     grounding: bool = Field(True, description="Ask the judge whether the answer is supported by the source chunk.")
-
-
-class FilterConfig(Section):
-    """Quality heuristics, grounding and deduplication."""
-
-    min_answer_words: int = Field(3, ge=0, description="Answers shorter than this are rejected (`too_short`).")
-    min_question_words: int = Field(3, ge=0, description="Questions shorter than this are rejected (`too_short`).")
-    max_repetition: float = Field(
-        0.3, ge=0, le=1, description="Largest share of repeated word 3-grams an answer may have (`repetitive`)."
-    )
-    max_echo: float = Field(
-        0.9, ge=0, le=1, description="Reject answers whose words are this similar to the question's (`echo`)."
-    )
-    min_grounding: float = Field(
-        0.5, ge=0, le=1, description="Share of the answer's content words that must appear in the source chunk."
-    )
-    near_duplicate_threshold: float = Field(
-        0.85, gt=0, le=1, description="Jaccard similarity (MinHash LSH) above which two questions are duplicates."
-    )
 
 
 class RecordsConfig(Section):

@@ -26,7 +26,7 @@ from typing import Any
 
 from datasketch import MinHash, MinHashLSH
 
-from mason.generate.quality import question_text, words
+from mason.data.quality import question_text, words
 
 _SPACES = re.compile(r"\s+")
 

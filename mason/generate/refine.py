@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mason.generate.config import GenerateConfig
-from mason.generate.quality import answer_messages, message_text, quality_issues, quality_score
+from mason.data.quality import answer_messages, message_text, quality_issues, quality_score
 
 
 @dataclass
@@ -37,7 +37,7 @@ def apply_heuristics(samples: list[dict[str, Any]], sources: dict[str, str], cfg
 
     Returns the samples that pass; the others are added to `out.rejected`.
     """
-    from mason.generate.grounding import lexical_support
+    from mason.data.grounding import lexical_support
 
     kept = []
     for sample in samples:
@@ -116,7 +116,7 @@ def apply_dedup(samples: list[dict[str, Any]], cfg: GenerateConfig, out: Refined
 
 
 def _split_report(train: list[dict[str, Any]], evals: list[dict[str, Any]], out: Refined) -> None:
-    from mason.generate.balance import contamination
+    from mason.data.contamination import contamination
 
     out.report["contamination"] = contamination(train, evals)
     out.report["split"] = {
@@ -151,7 +151,7 @@ def apply_knowledge(kept: list[dict[str, Any]], chunks: list[dict[str, Any]], cf
     A held-out question that (near-)repeats training text (the contamination check's n-gram rule)
     is dropped and counted. Updates `out.report` ("knowledge", "split", "contamination").
     """
-    from mason.generate.balance import contamination
+    from mason.data.contamination import contamination
     from mason.generate.knowledge import build
 
     k = cfg.knowledge

@@ -210,7 +210,7 @@ async def _run(ctx: TaskContext) -> TaskResult:
 
 async def _refine_and_write(ctx: TaskContext, cfg: GenerateConfig, units: list[Unit], sources: dict[str, str],
                             judge: Any, client: Any, counts: dict[str, int]) -> TaskResult:
-    from mason.generate.quality import dataset_quality
+    from mason.data.quality import dataset_quality
     from mason.generate.refine import (
         Refined, apply_dedup, apply_heuristics, apply_judge, apply_knowledge, rejection_counts, select_and_split,
     )

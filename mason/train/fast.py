@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mason.train.data import IGNORE_INDEX
+from mason.data.chat import IGNORE_INDEX
 
 
 class TrainablePositions:

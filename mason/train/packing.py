@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mason.train.data import IGNORE_INDEX
+from mason.data.chat import IGNORE_INDEX
 
 #: marks a packed batch for the trainer (removed before the forward pass)
 PACKED = "mason_packed"

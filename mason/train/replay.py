@@ -13,7 +13,7 @@ import random
 from importlib import resources
 from typing import Any
 
-from mason.train.data import Sample
+from mason.data.samples import Sample
 
 TASK = "replay"
 

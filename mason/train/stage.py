@@ -63,7 +63,7 @@ def stage_samples(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig) -> 
     Raises:
         InputError, DatasetFileError: missing dataset, malformed row, filter matching nothing.
     """
-    from mason.train.data import dataset_path, load_samples, select
+    from mason.data.samples import dataset_path, load_samples, select
 
     data, tasks = stage.data, None
     if isinstance(data, DataFilter):
@@ -93,7 +93,8 @@ class StageOutcome:
 
 
 def _encode(cfg: TrainingConfig, samples: list[Any], tokenizer: Any) -> list[dict]:
-    from mason.train.data import ChatRenderer, preference_rows, tokenize_sft
+    from mason.data.chat import ChatRenderer
+    from mason.train.data import preference_rows, tokenize_sft
 
     if cfg.type == "dpo":
         return preference_rows(samples, ChatRenderer(tokenizer))
@@ -233,7 +234,7 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
         InputError, ModelNotFoundError, MasonError: bad data, model, method, out of memory.
     """
     from mason.train.callbacks import MetricsSink
-    from mason.train.data import split
+    from mason.data.samples import split
     from mason.train.modeling import prepare, trainable_state
 
     scfg = cfg.for_stage(stage)

@@ -2,7 +2,7 @@
 validate and train, and a log that survives SIGKILL and SIGTERM.
 
 The command runs in a subprocess through a small driver app that registers `chat_command` the
-way mason/cli.py does, so these tests do not depend on the wiring; one test checks the wired
+way mason/cli/__init__.py does, so these tests do not depend on the wiring; one test checks the wired
 `python -m mason chat` when it is there.
 """
 
@@ -20,10 +20,10 @@ import typer
 from typer.testing import CliRunner
 
 from mason.cli import handles_errors
-from mason.cli_chat import chat_command
+from mason.cli.chat import chat_command
 from mason.core.io import read_jsonl
 from mason.data.validate import validate_dataset
-from mason.train.data import load_samples
+from mason.data.samples import load_samples
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -34,7 +34,7 @@ from tests.helpers.models import make_adapter, teach_model
 DRIVER = """\
 import typer
 from mason.cli import handles_errors
-from mason.cli_chat import chat_command
+from mason.cli.chat import chat_command
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -187,7 +187,7 @@ def test_wired_mason_chat(model: Path) -> None:
     from mason.cli import app as mason_app
 
     if "chat" not in {c.name for c in mason_app.registered_commands}:
-        pytest.skip("`mason chat` is not registered in mason/cli.py yet")
+        pytest.skip("`mason chat` is not registered in mason/cli/__init__.py yet")
     r = subprocess.run(check=False, args=[sys.executable, "-m", "mason", "chat", str(model), "--prompt", "hi"],
                        capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=240)
     assert r.returncode == 0, r.stderr

@@ -35,7 +35,9 @@ def test_perplexity_is_the_token_weighted_loss_of_the_answers(runtime):
     """Padding three rows of different lengths into one batch must give what transformers computes row by row."""
     import torch
 
-    from mason.train.data import ChatRenderer, Sample, encode_chat
+    from mason.data.chat import ChatRenderer, encode_chat
+
+    from mason.data.samples import Sample
 
     rows = [to_eval_row(r) for r in ROWS]
     got = perplexity(runtime, rows, batch_size=3, max_length=512)

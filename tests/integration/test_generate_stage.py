@@ -48,7 +48,7 @@ def mason(*args: str, check: bool = False, env: dict | None = None) -> subproces
 
 
 def write_project(root: Path, server_url: str, **extra: str) -> Path:
-    from mason.ingest.samples import write_sample_corpus
+    from mason.scaffold.corpus import write_sample_corpus
 
     write_sample_corpus(root / "docs")
     lines = [

@@ -168,7 +168,7 @@ def test_generate_task_with_llamacpp_server_as_teacher_and_judge(llama_server, t
     SmolLM2-135M produce well-formed QA pairs and verdicts; the judge scores every kept sample."""
     from mason.api import Pipeline
     from mason.core.io import read_jsonl
-    from mason.ingest.samples import write_markdown
+    from mason.scaffold.corpus import write_markdown
 
     write_markdown(tmp_path / "docs" / "buoy.md", "AquaSense S3 field guide", [
         ("Battery", ["A fully charged AquaSense S3 runs for 21 days without solar charging at the default "

@@ -154,7 +154,7 @@ def test_python_api_builds_and_runs_a_pipeline(demo, tmp_path):
 
 
 def _big_corpus(folder: Path, n: int = 160) -> None:
-    from mason.ingest.samples import write_docx, write_pdf
+    from mason.scaffold.corpus import write_docx, write_pdf
 
     folder.mkdir()
     para = ("The maintenance schedule of pump model {i} requires a seal inspection every {d} days, "

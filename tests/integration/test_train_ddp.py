@@ -24,7 +24,8 @@ SCRIPT = textwrap.dedent('''
 
     from mason.models.config import BaseModelConfig
     from mason.train.config import TrainingConfig
-    from mason.train.data import load_samples, tokenize_sft
+    from mason.data.samples import load_samples
+    from mason.train.data import tokenize_sft
     from mason.train.modeling import prepare
     from mason.train.sft import build_sft_trainer
 

@@ -110,7 +110,9 @@ def test_sft_lora_loss_goes_down_and_adapter_changes(tmp_path, tiny_model_dir):
 def test_assistant_only_masking_token_by_token(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from mason.train.data import IGNORE_INDEX, ChatRenderer, Sample, encode_chat
+    from mason.data.chat import IGNORE_INDEX, ChatRenderer, encode_chat
+
+    from mason.data.samples import Sample
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     turns = [("system", "Be brief."), ("user", "What is a keystone?"), ("assistant", "The top stone of an arch."),
@@ -143,7 +145,11 @@ def test_plain_text_and_chat_mix_in_one_dataset(tmp_path, tiny_model_dir):
     beside it still masks its prompt."""
     from transformers import AutoTokenizer
 
-    from mason.train.data import IGNORE_INDEX, load_samples, tokenize_sft
+    from mason.data.chat import IGNORE_INDEX
+
+    from mason.data.samples import load_samples
+
+    from mason.train.data import tokenize_sft
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     data = write_jsonl(tmp_path / "mixed.jsonl", [
@@ -162,7 +168,9 @@ def test_plain_text_and_chat_mix_in_one_dataset(tmp_path, tiny_model_dir):
 def test_tool_calls_are_rendered_and_trained(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from mason.train.data import IGNORE_INDEX, ChatRenderer, Sample, encode_chat
+    from mason.data.chat import IGNORE_INDEX, ChatRenderer, encode_chat
+
+    from mason.data.samples import Sample
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     call = {"id": "call_0", "type": "function", "function": {"name": "area", "arguments": "{\"w\": 2}"}}

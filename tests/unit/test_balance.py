@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from mason.generate.balance import balance, contamination, split_by_document
+from mason.data.contamination import contamination
+from mason.generate.balance import balance, split_by_document
 
 
 def sample(sid: str, doc: str, task: str = "question_answering", question: str | None = None,

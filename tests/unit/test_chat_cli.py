@@ -21,7 +21,7 @@ import typer
 from typer.testing import CliRunner
 
 from mason.cli import handles_errors
-from mason.cli_chat import chat_command, exit_on_sigterm
+from mason.cli.chat import chat_command, exit_on_sigterm
 from mason.core.io import read_jsonl
 from mason.runtime import base as runtime_base
 from mason.runtime.base import GenerationParams, Runtime
@@ -134,7 +134,7 @@ def test_sigterm_becomes_a_normal_exit_and_handlers_are_restored() -> None:
 
 
 def test_chat_modules_import_no_heavy_library(tmp_path: Path) -> None:
-    code = ("import sys, json\nimport mason.cli_chat, mason.chat, mason.chat.session, mason.chat.log\n"
+    code = ("import sys, json\nimport mason.cli.chat, mason.chat, mason.chat.session, mason.chat.log\n"
             "import mason.runtime.transformers\nprint(json.dumps(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}).stdout

@@ -11,7 +11,7 @@ from mason.chat import ChatLogger, chat_row
 from mason.core.io import read_jsonl
 from mason.data.formats import sample_id
 from mason.data.validate import validate_dataset
-from mason.train.data import load_samples
+from mason.data.samples import load_samples
 
 CONVERSATION = [
     {"role": "system", "content": "You answer questions about masonry."},

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mason import cli_runs
-from mason.cli_runs import runs_app, workspace_from_option
+from mason.cli import runs as cli_runs
+from mason.cli.runs import runs_app, workspace_from_option
 from mason.pipeline.tracker import Tracker
 
 runner = CliRunner()
@@ -217,7 +217,7 @@ def test_importing_the_sub_app_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, mason.cli_runs; "
+    code = ("import sys, mason.cli.runs; "
             "print(sorted(m for m in ('rich', 'sqlite3', 'mason.pipeline.tracker') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mason.generate.grounding import (
+from mason.data.grounding import (
     content_terms,
     grounding_evidence,
     lexical_support,

@@ -12,7 +12,7 @@ import pytest
 
 from mason.ingest.parsers import ParseError, parse_document
 from mason.ingest.parsers import docx as docx_parser
-from mason.ingest.samples import write_docx
+from mason.scaffold.corpus import write_docx
 from tests.helpers.docx_files import FACTS, real_world_docx
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "docx"

@@ -12,7 +12,7 @@ import pytest
 from mason.ingest import parsers as registry
 from mason.ingest.parsers import ParsedDocument, ParseError, get_parser, parse_document, register_parser
 from mason.ingest.parsers.base import clean_markdown, normalize_text
-from mason.ingest.samples import write_docx, write_html, write_markdown, write_pdf, write_pptx
+from mason.scaffold.corpus import write_docx, write_html, write_markdown, write_pdf, write_pptx
 
 SECTIONS = [
     ("Deployment", ["Hold the magnetic key against the lid for five seconds.", "The light turns solid green."]),

@@ -15,7 +15,7 @@ from mason.core.errors import InputError
 from mason.core.task import TaskContext
 from mason.ingest import IngestConfig
 from mason.ingest import stage as stage_mod
-from mason.ingest.samples import write_docx, write_html, write_pdf, write_sample_corpus
+from mason.scaffold.corpus import write_docx, write_html, write_pdf, write_sample_corpus
 from mason.ingest.stage import VERSION, fingerprint, ingest_documents, run, select_files
 
 

@@ -19,7 +19,7 @@ from bench.knowledge_base import (
     questions,
     write_documents,
 )
-from mason.generate.grounding import content_terms
+from mason.data.grounding import content_terms
 from mason.ingest.parsers import parse_document
 
 @pytest.fixture(scope="module")

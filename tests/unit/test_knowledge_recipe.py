@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mason.generate.balance import contamination
+from mason.data.contamination import contamination
 from mason.generate.knowledge import build, extract_facts, heldout_questions, key_spans
 
 TEXT = """# Harbor History

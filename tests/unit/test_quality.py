@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mason.generate.config import FilterConfig
-from mason.generate.quality import (
+from mason.data.quality import FilterConfig
+from mason.data.quality import (
     dataset_quality,
     implausible_word,
     quality_issues,

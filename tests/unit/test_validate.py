@@ -11,12 +11,12 @@ import typer
 from typer.testing import CliRunner
 
 from mason.cli import handles_errors
-from mason.cli_validate import validate_command
+from mason.cli.validate import validate_command
 from mason.data.files import DatasetFileError, load_dataset
 from mason.data.formats import to_contract
 from mason.data.validate import FORMAT_ERRORS, check_sample, validate_dataset
 
-# registered the way the lead registers it in mason/cli.py
+# registered the way the lead registers it in mason/cli/__init__.py
 app = typer.Typer()
 app.command("validate")(handles_errors(validate_command))
 

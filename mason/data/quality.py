@@ -16,7 +16,7 @@ outputs. Each failed check adds one reason code:
 - `echo`: an answer whose word set is at least `max_echo` similar (Jaccard) to its question.
 - `identical_pair`: a preference sample whose `chosen` and `rejected` say the same thing.
 - `ungrounded`: (only when the source chunk is given) the answers' lexical support in the
-  chunk is below `min_grounding` (see `mason.generate.grounding`).
+  chunk is below `min_grounding` (see `mason.data.grounding`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mason.generate.config import FilterConfig
-from mason.generate.grounding import lexical_support
+from pydantic import Field
+
+from mason.core.config import Section
+from mason.data.grounding import lexical_support
 
 ISSUES: tuple[str, ...] = (
     "empty", "too_short", "repetitive", "gibberish", "echo", "identical_pair", "ungrounded",
@@ -73,6 +75,25 @@ MIN_VOWEL_SHARE = 0.25
 MAX_IMPLAUSIBLE_SHARE = 0.3
 MIN_CHARS_TO_JUDGE = 12
 MIN_LATIN_LETTERS = 30
+
+
+class FilterConfig(Section):
+    """Quality heuristics, grounding and deduplication."""
+
+    min_answer_words: int = Field(3, ge=0, description="Answers shorter than this are rejected (`too_short`).")
+    min_question_words: int = Field(3, ge=0, description="Questions shorter than this are rejected (`too_short`).")
+    max_repetition: float = Field(
+        0.3, ge=0, le=1, description="Largest share of repeated word 3-grams an answer may have (`repetitive`)."
+    )
+    max_echo: float = Field(
+        0.9, ge=0, le=1, description="Reject answers whose words are this similar to the question's (`echo`)."
+    )
+    min_grounding: float = Field(
+        0.5, ge=0, le=1, description="Share of the answer's content words that must appear in the source chunk."
+    )
+    near_duplicate_threshold: float = Field(
+        0.85, gt=0, le=1, description="Jaccard similarity (MinHash LSH) above which two questions are duplicates."
+    )
 
 
 def message_text(message: dict[str, Any] | None) -> str:
