@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +195,26 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
 def read_jsonl(path: str | Path) -> list[dict]:
     """All objects of a JSONL file (see `iter_jsonl`)."""
     return [obj for _, obj in iter_jsonl(path)]
+
+
+def write_folder(final: Path, fill: Callable[[Path], Any]) -> Path:
+    """Build a folder with `fill(tmp)` beside `final`, then rename it into place (replacing it).
+
+    Returns:
+        `final`.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{secrets.token_hex(4)}"
+    try:
+        fill(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def copy_folder(src: Path, final: Path) -> Path:
+    """Copy `src` to `final` atomically (see `write_folder`)."""
+    return write_folder(final, lambda tmp: shutil.copytree(src, tmp))

@@ -25,6 +25,9 @@ class TaskContext:
         log_metric: record a metric (name, value, step) in the tracker.
         show_progress: whether to draw progress bars.
         options: run options for stages that take them (e.g. `resume_verify`).
+        stages: the entries (`run(ctx) -> TaskResult`) of other stages this one hands work to, by task
+            name, as the task table's `calls` lists them: the runner passes them in, so no stage
+            imports another (export evaluates its exports through `stages["evaluation"]`).
     """
 
     task: str
@@ -38,6 +41,7 @@ class TaskContext:
     log_metric: Callable[[str, float, int | None], None] = lambda name, value, step=None: None
     show_progress: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, Callable[[TaskContext], TaskResult]] = field(default_factory=dict)
 
 
 @dataclass

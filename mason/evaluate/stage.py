@@ -70,7 +70,7 @@ def tuned_target(ctx: TaskContext) -> Target:
     Raises:
         InputError: no training artifact upstream, or it holds neither folder.
     """
-    from mason.train.modeling import model_source
+    from mason.models import model_source
 
     folder = ctx.inputs.get("training")
     if folder is None:
@@ -86,7 +86,7 @@ def tuned_target(ctx: TaskContext) -> Target:
 
 def targets(ctx: TaskContext, cfg: EvaluationConfig) -> list[Target]:
     """tuned, then base (with `compare_base`), then the exports given in `ctx.options["exported_models"]`."""
-    from mason.train.modeling import model_source
+    from mason.models import model_source
 
     out = [tuned_target(ctx)]
     if cfg.compare_base:

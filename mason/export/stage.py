@@ -49,8 +49,8 @@ def verify_prompts(cfg: ExportConfig, inputs: dict[str, Path], n: int = 3) -> li
 
 def _source_model(ctx: TaskContext) -> tuple[Path, Path | None, str]:
     """(merged model folder, adapter folder or None, base model source) of what is exported."""
-    from mason.train.modeling import model_source
-    from mason.train.outputs import write_folder
+    from mason.models import model_source
+    from mason.core.io import write_folder
 
     base = model_source(ctx.pipeline.base_model, ctx.base_dir)
     trained = ctx.inputs.get("training")
@@ -124,7 +124,7 @@ def export_one(fmt: str, job: ExportJob, final: Path, verify: bool) -> dict[str,
 
 
 def _publish(ctx: TaskContext, cfg: ExportConfig, fmt: str) -> Path:
-    from mason.train.outputs import copy_folder
+    from mason.core.io import copy_folder
 
     dest = Path(cfg.path).expanduser()
     dest = (dest if dest.is_absolute() else ctx.base_dir / dest) / fmt
@@ -198,9 +198,9 @@ def evaluate_exports(ctx: TaskContext, entries: dict[str, dict[str, Any]]) -> di
     import dataclasses
 
     exported = {fmt: e["path"] for fmt, e in entries.items() if fmt in EVALUATED}
-    if not exported or ctx.pipeline.evaluation is None or "evaluation" not in ctx.inputs:
+    evaluate = ctx.stages.get("evaluation")  # passed in by the runner (the task table's `calls`)
+    if not exported or ctx.pipeline.evaluation is None or "evaluation" not in ctx.inputs or evaluate is None:
         return None
-    from mason.evaluate.stage import run as evaluate
 
     info(f"  evaluating the exports ({', '.join(exported)}) on the evaluation's prompts")
     sub = dataclasses.replace(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mason.core.task import TaskContext, TaskResult
 from mason.ingest.config import IngestConfig
 
 if TYPE_CHECKING:
     from mason.ingest.stage import ingest_documents
 
-__all__ = ["IngestConfig", "ingest_documents"]
+__all__ = ["run", "IngestConfig", "ingest_documents"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,3 +24,13 @@ def __getattr__(name: str) -> Any:
 
         return ingest_documents
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def run(ctx: TaskContext) -> TaskResult:
+    """Run the `ingest` task: documents -> documents.jsonl + chunks.jsonl.
+
+    The code is `mason.ingest.stage`, imported on first run (importing the package stays cheap).
+    """
+    from mason.ingest.stage import run as run_stage
+
+    return run_stage(ctx)

@@ -17,6 +17,7 @@ from mason.models.resolver import (
     check_available,
     default_cache_dir,
     materialize,
+    model_source,
     resolve_model,
 )
 from mason.models.tiny import build_tiny_model
@@ -31,5 +32,6 @@ __all__ = [
     "default_cache_dir",
     "get_builtin",
     "materialize",
+    "model_source",
     "resolve_model",
 ]

@@ -34,6 +34,7 @@ from mason.core.errors import MasonError, ModelNotFoundError
 from mason.core.hashing import file_sha256, stable_hash
 from mason.core.io import atomic_write_json
 from mason.models.builtin import BUILTIN_MODELS, get_builtin
+from mason.models.config import BaseModelConfig
 
 ModelKind = Literal["builtin", "local", "gguf", "hub"]
 
@@ -515,3 +516,12 @@ def _fix_tokens(model: Any, tokenizer: Any) -> None:
         pad_token_id=pad_id,
     )
     config.pad_token_id = pad_id
+
+
+def model_source(base: BaseModelConfig, base_dir: Path) -> str:
+    """What `from_pretrained` takes for the base model (a folder or a hub id).
+
+    Raises:
+        ModelNotFoundError: the name resolves to nothing usable here (offline: says so).
+    """
+    return materialize(resolve_model(base.name, base_dir=base_dir, revision=base.revision))

@@ -234,7 +234,7 @@ class Runner:
             manifest = self._wait_for_main(item, token)
             started = time.monotonic()
             ctx = self._context(item, manifest.get("resuming", False), lambda *a, **k: None, show_progress, options)
-            result = item.spec.load().run(ctx)
+            result = item.spec.entry()(ctx)
             outcomes.append(TaskOutcome(item.name, item.key, "done", time.monotonic() - started, result.counts,
                                         item.out_dir))
         return RunSummary("", "success", outcomes)
@@ -267,6 +267,7 @@ class Runner:
             log_metric=log_metric,
             show_progress=show_progress and distributed.is_main(),
             options=options,
+            stages={name: TASKS[name].entry() for name in item.spec.calls if TASKS[name].available},
         )
 
     def _execute(self, item: PlannedTask, tracker: Any, run_id: str, show_progress: bool,
@@ -295,7 +296,7 @@ class Runner:
         ctx = self._context(item, resuming, lambda n, v, step=None: tracker.log_metric(run_id, name, n, v, step),
                             show_progress, options)
         try:
-            result = item.spec.load().run(ctx)
+            result = item.spec.entry()(ctx)
         except BaseException as e:
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
             error = str(e) if isinstance(e, MasonError) else "".join(traceback.format_exception_only(e)).strip()

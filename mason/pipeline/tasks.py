@@ -1,18 +1,23 @@
 """The task graph: which stage runs for which config section, and what it needs first.
 
-Stages are found by module path and imported only when they run, so planning stays light.
-A stage module provides `VERSION: str` (part of the task key), `run(ctx) -> TaskResult`, and
-optionally `fingerprint(section, base_dir) -> object` for inputs that live outside the
-workspace (e.g. the document files), which also goes into the key.
+`TASKS` is the one table of the pipeline: diagram -> folder -> function in one hop. Each stage is a
+package (`mason.ingest`, `mason.generate`, ...) whose `__init__` exposes `run(ctx) -> TaskResult`; its
+`stage` module holds the code, `VERSION: str` (part of the task key) and optionally
+`fingerprint(section, base_dir) -> object` for inputs that live outside the workspace (e.g. the
+document files), which also goes into the key. Stages are imported only when they are planned or
+run, and never import each other: a stage that hands work to another names it in `calls`, and the
+runner passes that stage's `run` in `TaskContext.stages`.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
 from mason.core.errors import ConfigError, Problem
+from mason.core.task import TaskContext, TaskResult
 
 
 @dataclass(frozen=True)
@@ -23,37 +28,45 @@ class TaskSpec:
         name: what users type in `mason run pipeline.yaml NAME`.
         section: the pipeline config section that configures it.
         deps: upstream tasks whose artifacts it reads (those configured in the pipeline).
-        module: the stage module that runs it; None when this version does not implement it.
+        package: the stage package whose `run` runs it; None when this version does not implement it.
         uses: other config sections whose values go into its key (e.g. `base_model`).
-        issue: where the missing stage is planned (for the "not available yet" message).
+        calls: other tasks whose `run` this one is handed (in `TaskContext.stages`), e.g. export
+            evaluates its exported models with the evaluation stage.
     """
 
     name: str
     section: str
     deps: tuple[str, ...] = ()
-    module: str | None = None
+    package: str | None = None
     uses: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()
 
     @property
     def available(self) -> bool:
-        return self.module is not None
+        return self.package is not None
 
     def load(self) -> ModuleType:
-        assert self.module is not None
-        return importlib.import_module(self.module)
+        """The stage's code module (`<package>.stage`): its `VERSION` and `fingerprint` key the task."""
+        assert self.package is not None
+        return importlib.import_module(f"{self.package}.stage")
+
+    def entry(self) -> Callable[[TaskContext], TaskResult]:
+        """The stage package's `run(ctx) -> TaskResult`."""
+        assert self.package is not None
+        return importlib.import_module(self.package).run
 
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec("ingest", "knowledge_source", module="mason.ingest.stage"),
-        TaskSpec("generate", "synthetic_data", deps=("ingest",), module="mason.generate.stage"),
+        TaskSpec("ingest", "knowledge_source", package="mason.ingest"),
+        TaskSpec("generate", "synthetic_data", deps=("ingest",), package="mason.generate"),
         TaskSpec("curate", "curation", deps=("generate",)),
-        TaskSpec("training", "training", deps=("generate", "curate"), module="mason.train.stage", uses=("base_model",)),
-        TaskSpec("evaluation", "evaluation", deps=("training", "generate", "ingest"), module="mason.evaluate.stage",
+        TaskSpec("training", "training", deps=("generate", "curate"), package="mason.train", uses=("base_model",)),
+        TaskSpec("evaluation", "evaluation", deps=("training", "generate", "ingest"), package="mason.evaluate",
                  uses=("base_model",)),
-        TaskSpec("export", "export", deps=("training", "evaluation", "generate"), module="mason.export.stage",
-                 uses=("base_model",)),
+        TaskSpec("export", "export", deps=("training", "evaluation", "generate"), package="mason.export",
+                 uses=("base_model",), calls=("evaluation",)),
     )
 }
 

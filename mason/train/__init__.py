@@ -4,6 +4,19 @@ The `training` task is `mason.train.stage.run(ctx)`; its config is `TrainingConf
 this package does not import torch, transformers, peft or trl.
 """
 
+from __future__ import annotations
+
+from mason.core.task import TaskContext, TaskResult
 from mason.train.config import DataFilter, StageConfig, TrainingConfig
 
-__all__ = ["DataFilter", "StageConfig", "TrainingConfig"]
+__all__ = ["run", "DataFilter", "StageConfig", "TrainingConfig"]
+
+
+def run(ctx: TaskContext) -> TaskResult:
+    """Run the `training` task: samples -> adapter or full model, merged model, train report.
+
+    The code is `mason.train.stage`, imported on first run (importing the package stays cheap).
+    """
+    from mason.train.stage import run as run_stage
+
+    return run_stage(ctx)

@@ -12,20 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from mason.core.errors import MasonError
+from mason.models import model_source
 from mason.models.config import BaseModelConfig
 from mason.models.device import device_kind
 from mason.train.config import TrainingConfig
-
-
-def model_source(base: BaseModelConfig, base_dir: Path) -> str:
-    """What `from_pretrained` takes for the base model (a folder or a hub id).
-
-    Raises:
-        ModelNotFoundError: the name resolves to nothing usable here (offline: says so).
-    """
-    from mason.models import materialize, resolve_model
-
-    return materialize(resolve_model(base.name, base_dir=base_dir, revision=base.revision))
 
 
 def _dtype(base: BaseModelConfig, method: str) -> Any:

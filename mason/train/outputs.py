@@ -5,37 +5,10 @@ never leaves a half-written `adapter/` that looks complete."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mason.core.io import atomic_write_text
-
-
-def write_folder(final: Path, fill: Callable[[Path], Any]) -> Path:
-    """Build a folder with `fill(tmp)` beside `final`, then rename it into place (replacing it).
-
-    Returns:
-        `final`.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{secrets.token_hex(4)}"
-    try:
-        fill(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def copy_folder(src: Path, final: Path) -> Path:
-    """Copy `src` to `final` atomically (see `write_folder`)."""
-    return write_folder(final, lambda tmp: shutil.copytree(src, tmp))
+from mason.core.io import atomic_write_text, write_folder
 
 
 def save_weights(model: Any, tokenizer: Any, folder: Path) -> Path:

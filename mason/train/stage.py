@@ -289,7 +289,7 @@ def _load_done(stage_dir: Path) -> StageOutcome | None:
 
 
 def _finish(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome]) -> TaskResult:
-    from mason.train.outputs import copy_folder
+    from mason.core.io import copy_folder
 
     last = outcomes[-1]
     files = [METRICS, STATE]
