@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass
 
 
@@ -76,3 +78,11 @@ class ModelNotFoundError(MasonError):
     """A model name resolves to nothing usable (no folder, no built-in, not reachable)."""
 
     exit_code = 1
+
+
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """` (did you mean 'x'?)` for the closest of `known`, else ``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    if not close:
+        close = [k for k in known if k.lower() == name.lower()]
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -17,13 +17,13 @@ evaluation:
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from mason.core.config import Section
+from mason.core.errors import did_you_mean
 from mason.llm.config import TeacherConfig
 
 #: text metrics computed when `metrics` is not set (see `mason.evaluate.metrics.METRICS`)
@@ -32,17 +32,25 @@ DEFAULT_METRICS = ("rougeL", "bleu", "chrf", "exact_match", "char_f1")
 ALWAYS_METRICS = ("perplexity", "latency_p50", "latency_p95", "latency_mean", "tokens_per_second")
 #: the models a guard or the judge can name besides export formats
 MODEL_ROLES = ("tuned", "base")
+#: built-in rubrics: criteria text, whether the judge sees the source passage, the reference answer
+BUILTINS: dict[str, tuple[str, bool, bool]] = {
+    "faithfulness": (
+        ("Every statement of the answer is supported by the source passage: nothing is invented, contradicted "
+         "or distorted (numbers, names and units exactly as in the source). Saying that the passage does not "
+         "tell is faithful."), True, False),
+    "conciseness": (
+        ("The answer says what the question needs and stops: no filler, no repetition, no unrequested detail, "
+         "no rambling. A short, complete answer scores highest."), False, False),
+    "domain_accuracy": (
+        ("The answer is correct for the domain: it agrees with the reference answer on the facts, numbers, "
+         "names and terminology, and uses the domain's terms correctly."), False, True),
+    "helpfulness": (
+        ("The answer addresses what the user asked, all of it, in a form a person in this domain could act "
+         "on; an evasive, off-topic or truncated answer is unhelpful."), False, True),
+}
 #: the rubrics `llm_judge.rubrics` knows by name
-BUILTIN_RUBRICS = ("faithfulness", "conciseness", "domain_accuracy", "helpfulness")
+BUILTIN_RUBRICS = tuple(BUILTINS)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
-    """` (did you mean 'x'?)` for the closest of `known`, else ``."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    if not close:
-        close = [k for k in known if k.lower() == name.lower()]
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _export_formats() -> tuple[str, ...]:
@@ -80,6 +88,15 @@ class Rubric(Section):
         if hi <= lo:
             raise ValueError(f"rubric '{self.name}': scale [{lo}, {hi}] must go from low to high")
         return self
+
+
+def builtin_rubric(name: str) -> Rubric:
+    """The built-in rubric `name` as a Rubric (scale 1-5).
+
+    Raises:
+        KeyError: not a built-in rubric.
+    """
+    return Rubric(name=name, criteria=BUILTINS[name][0], scale=(1, 5))
 
 
 class LLMJudgeConfig(TeacherConfig):
@@ -251,6 +268,4 @@ class EvaluationConfig(Section):
         """The judge's rubrics as `Rubric` objects (built-ins filled in); [] without a judge."""
         if self.llm_judge is None:
             return []
-        from mason.evaluate.judge import builtin_rubric
-
         return [builtin_rubric(r) if isinstance(r, str) else r for r in self.llm_judge.rubrics]

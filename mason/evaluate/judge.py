@@ -20,36 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model, field_validator
 
-from mason.evaluate.config import LLMJudgeConfig, Rubric
+from mason.evaluate.config import BUILTINS, LLMJudgeConfig, Rubric, builtin_rubric
 
-#: built-in rubrics: criteria text, whether the judge sees the source passage, the reference answer
-BUILTINS: dict[str, tuple[str, bool, bool]] = {
-    "faithfulness": (
-        ("Every statement of the answer is supported by the source passage: nothing is invented, contradicted "
-         "or distorted (numbers, names and units exactly as in the source). Saying that the passage does not "
-         "tell is faithful."), True, False),
-    "conciseness": (
-        ("The answer says what the question needs and stops: no filler, no repetition, no unrequested detail, "
-         "no rambling. A short, complete answer scores highest."), False, False),
-    "domain_accuracy": (
-        ("The answer is correct for the domain: it agrees with the reference answer on the facts, numbers, "
-         "names and terminology, and uses the domain's terms correctly."), False, True),
-    "helpfulness": (
-        ("The answer addresses what the user asked, all of it, in a form a person in this domain could act "
-         "on; an evasive, off-topic or truncated answer is unhelpful."), False, True),
-}
 SYSTEM = ("You are a strict and fair grader of answers written by an AI assistant. You grade one criterion "
           "at a time and reply with JSON only.")
 MAX_REASON_CHARS = 300
-
-
-def builtin_rubric(name: str) -> Rubric:
-    """The built-in rubric `name` as a Rubric (scale 1-5).
-
-    Raises:
-        KeyError: not a built-in rubric.
-    """
-    return Rubric(name=name, criteria=BUILTINS[name][0], scale=(1, 5))
 
 
 def _uses(rubric: Rubric) -> tuple[bool, bool]:

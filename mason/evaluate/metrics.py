@@ -22,7 +22,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
-from mason.core.errors import MasonError
+from mason.core.errors import MasonError, did_you_mean
 
 ENTRY_POINT_GROUP = "mason.metrics"
 
@@ -233,8 +233,6 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]()
     if name in _plugins():
         return _plugins()[name].load()()
-    from mason.evaluate.config import did_you_mean
-
     raise MasonError(f"unknown metric '{name}'{did_you_mean(name, metric_names())}",
                      hint=f"metrics: {', '.join(metric_names())}")
 

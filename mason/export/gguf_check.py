@@ -18,6 +18,7 @@ import numpy as np
 
 from mason.export import gguf_quant
 from mason.export.base import ExportVerificationError
+from mason.export.gguf_shape import PARITY_TEXTS, model_shape, read_config
 from mason.export.verify import (
     TOLERANCES,
     Reference,
@@ -45,8 +46,6 @@ def check_structure(path: Path, model_dir: Path) -> dict[str, Any]:
     """
     import gguf
     from safetensors import safe_open
-
-    from mason.export.gguf import model_shape, read_config
 
     shape = model_shape(read_config(model_dir))
     reader = gguf.GGUFReader(path)
@@ -89,8 +88,6 @@ def check_structure(path: Path, model_dir: Path) -> dict[str, Any]:
 def _texts(model_dir: Path, prompts: list[list[dict[str, Any]]]) -> tuple[list[str], list[list[int]]]:
     # rendered prompts plus the parity texts, with the HF tokenizer's ids
     from transformers import AutoTokenizer
-
-    from mason.export.gguf import PARITY_TEXTS
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     texts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]

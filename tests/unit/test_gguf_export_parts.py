@@ -8,12 +8,8 @@ import pytest
 
 from mason.core.errors import MasonError
 from mason.export import gguf_quant
-from mason.export.gguf import (
-    SUPPORTED_ARCHITECTURES,
-    llama3_rope_factors,
-    model_shape,
-    permute_qk,
-)
+from mason.export.gguf import llama3_rope_factors, permute_qk
+from mason.export.gguf_shape import SUPPORTED_ARCHITECTURES, model_shape
 from mason.export.gguf_vocab import LLAMA3_SPLIT, QWEN2_SPLIT, pre_from_structure
 
 pytest.importorskip("gguf")
