@@ -1,7 +1,12 @@
-"""Datasets at the edges: read and write JSONL/JSON files in common formats, and validate them.
+"""The data layer: samples of the data contract, shared by every stage that reads or writes them.
 
-Importing this package is cheap (stdlib only); `mason.data.validate` loads the quality
-heuristics only when a dataset is validated.
+`formats`/`files` read and write JSONL/JSON datasets in common formats; `samples` loads them into
+`Sample`s (file and line kept) and splits them; `chat` renders a sample with the tokenizer's chat
+template and tokenizes it with its loss mask; `quality`, `grounding` and `contamination` are the
+sample checks (generation filters, `mason validate` and the evaluation use the same ones); `answers`
+matches key spans of answers; `validate` is `mason validate`.
+
+Importing this package is cheap (stdlib only); the submodules load what they need.
 """
 
 from __future__ import annotations

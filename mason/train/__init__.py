@@ -1,7 +1,9 @@
 """Fine-tuning (SFT, DPO; LoRA, QLoRA, full; multi-stage curricula; resumable).
 
-The `training` task is `mason.train.stage.run(ctx)`; its config is `TrainingConfig`. Importing
-this package does not import torch, transformers, peft or trl.
+The `training` task is `run(ctx)` below (code in `stage.py`); its config is `TrainingConfig`. Owns model
+loading and LoRA (`modeling`), the SFT/DPO trainers (`sft`, `dpo`, `fast`, `packing`), hardware choices
+(`hardware`), the knowledge probe, replay, outputs and the train report. Importing this package does
+not import torch, transformers, peft or trl.
 """
 
 from __future__ import annotations
