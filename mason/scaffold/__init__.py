@@ -1,4 +1,9 @@
-"""`mason init`: a ready pipeline.yaml and sample documents, so the quickstart runs offline."""
+"""`mason init`'s project template: pipeline.yaml and the sample corpus, so the quickstart runs offline.
+
+The package owns both halves: the YAML (`pipeline.yaml`, read by `pipeline_template`) and the
+sample documents (`mason.scaffold.corpus`, the writers of the demo corpus); `init_project` puts
+them in a folder.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ def init_project(folder: str | Path, *, force: bool = False) -> list[Path]:
     Raises:
         InputError: `folder/pipeline.yaml` exists and `force` is false.
     """
-    from mason.ingest.samples import write_sample_corpus
+    from mason.scaffold.corpus import write_sample_corpus
 
     folder = Path(folder)
     target = folder / "pipeline.yaml"

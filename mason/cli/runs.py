@@ -57,7 +57,7 @@ def workspace_from_option(path: Path) -> Path:
     A pipeline YAML file (`.yaml`/`.yml`) names the `.mason` folder beside it, a tracker
     database file names its folder, a project folder holding a `.mason` workspace (and no
     tracker of its own) names that, anything else is the workspace itself. The YAML is not
-    read here; the CLI may replace this function (`cli_runs.workspace_from_option = f`) with
+    read here; the CLI may replace this function (`mason.cli.runs.workspace_from_option = f`) with
     one that honours a pipeline's `workspace:` section, and the commands pick it up.
 
     Returns:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mason.cli_runs import (
+from mason.cli.runs import (
     DEFAULT_WORKSPACE,
     WorkspaceOpt,
     _check_refs,
