@@ -7,15 +7,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mason.core.task import TaskResult
+from mason.curate.config import CurationConfig
 from mason.ingest.config import IngestConfig
 from mason.pipeline.config import PipelineConfig
 from mason.pipeline.loader import load_yaml_config, parse_config
 from mason.pipeline.runner import PlannedTask, Runner, RunSummary
 from mason.pipeline.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mason.curate.session import CurationSession
 
 __all__ = ["Pipeline", "PlannedTask", "RunSummary", "load_config", "run_ingest"]
 
@@ -67,12 +73,13 @@ class Pipeline:
         return self._runner().plan(tasks, force=force)
 
     def run(self, tasks: list[str] | None = None, *, force: bool = False, wait: float = 0.0,
-            show_progress: bool = True, resume_verify: bool = False) -> RunSummary:
+            show_progress: bool = True, resume_verify: bool = False, no_input: bool = False) -> RunSummary:
         """Run the named tasks (with their upstream tasks) or the whole pipeline.
 
         Args:
             resume_verify: when resuming generation, check that finished rows still match
                 their prompts and regenerate those that do not.
+            no_input: never open an interactive step (the curation UI), even in a terminal.
 
         Returns:
             RunSummary with the tracker's run id and each task's outcome (done or cached).
@@ -80,7 +87,38 @@ class Pipeline:
             ConfigError, TaskNotAvailableError, LockError, or the failing task's MasonError.
         """
         return self._runner().run(tasks, force=force, wait=wait, show_progress=show_progress,
-                                  options={"resume_verify": resume_verify})
+                                  options={"resume_verify": resume_verify, "no_input": no_input})
+
+    @contextmanager
+    def curation(self) -> Iterator[CurationSession]:
+        """The curation session on the current generate output (what `mason curate` opens), for
+        deciding from Python; every decision is saved at once. Runs nothing.
+
+            with Pipeline.from_yaml("pipeline.yaml").curation() as session:
+                for item in session.filter("score<4 undecided"):
+                    session.reject(item.id, "low judge score")
+
+        Raises:
+            InputError: no `curation:`/`synthetic_data:` section, or the generate task has not run yet
+                for the current config.
+        """
+        from mason.core.errors import InputError
+        from mason.curate.session import CurationSession
+        from mason.curate.stage import decisions_path, seeds_file
+        from mason.curate.store import DecisionStore
+
+        if self.config.synthetic_data is None:
+            raise InputError("there is nothing to curate: the pipeline has no `synthetic_data:` section")
+        section = self.config.curation or CurationConfig()
+        planned = {t.name: t for t in self._runner().plan(["generate"])}
+        generate = planned["generate"]
+        if generate.state != "cached":
+            raise InputError("the generate task has not run for this config yet: nothing to curate",
+                             hint=f"run `mason run {self.source or 'pipeline.yaml'} generate` first")
+        ingest = planned.get("ingest")
+        with DecisionStore.open(decisions_path(section, self.base_dir)) as store:
+            yield CurationSession.load(generate.out_dir, ingest.out_dir if ingest else None, store,
+                                       seeds_file(self.config, self.base_dir))
 
 
 def run_ingest(config: IngestConfig | dict[str, Any], out_dir: str | Path, *, base_dir: str | Path = ".",

@@ -18,6 +18,7 @@ import typer
 
 from mason import __version__
 from mason.cli.chat import chat_command
+from mason.cli.curate import curate_command
 from mason.cli.init import init_command
 from mason.cli.models import models_command
 from mason.cli.report import report_cmd
@@ -87,6 +88,7 @@ app.command("validate", help="Check a dataset file: format errors with line numb
 )
 
 
+app.command("curate")(handles_errors(curate_command))
 app.command("report", context_settings={"ignore_unknown_options": True})(report_cmd)
 app.command("chat", help="Chat with a model (merged, adapter, GGUF, ONNX, MLX); --prompt for one answer; "
             "--log saves exchanges as training data.")(handles_errors(chat_command))

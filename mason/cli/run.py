@@ -26,6 +26,8 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan or the run summary as JSON on stdout.")] = False,
     resume_verify: Annotated[bool, typer.Option(
         "--resume-verify", help="On resume, check finished generation rows still match their prompts.")] = False,
+    no_input: Annotated[bool, typer.Option(
+        "--no-input", help="Never stop for a person: the curation UI stays closed (saved decisions apply).")] = False,
 ) -> None:
     """Run a pipeline, or some of its tasks, in dependency order. Cached tasks are skipped."""
     from mason.api import Pipeline
@@ -39,7 +41,7 @@ def run_command(
             raise TaskNotAvailableError(f"not available in MASON {__version__} yet: {names}")
         return
     summary = p.run(tasks or None, force=force, wait=wait, show_progress=progress and not as_json,
-                    resume_verify=resume_verify)
+                    resume_verify=resume_verify, no_input=no_input)
     if as_json:
         typer.echo(json.dumps({
             "run_id": summary.run_id,

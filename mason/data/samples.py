@@ -26,7 +26,8 @@ class Sample:
 
 
 def dataset_path(data: str | None, base_dir: Path, inputs: dict[str, Path]) -> Path:
-    """The dataset file: `data` (relative to `base_dir`) or the generate task's samples.jsonl.
+    """The dataset file: `data` (relative to `base_dir`), else the curated samples.jsonl (task `curate`),
+    else the generate task's.
 
     Raises:
         InputError: no `data` and no generate artifact to read.
@@ -34,7 +35,8 @@ def dataset_path(data: str | None, base_dir: Path, inputs: dict[str, Path]) -> P
     if data is not None:
         path = Path(data).expanduser()
         return path if path.is_absolute() else base_dir / path
-    folder = inputs.get("generate")
+    task = "curate" if inputs.get("curate") is not None else "generate"
+    folder = inputs.get(task)
     if folder is None:
         raise InputError(
             "training has no dataset: no `training.data` file and no `synthetic_data` task upstream",
@@ -42,7 +44,7 @@ def dataset_path(data: str | None, base_dir: Path, inputs: dict[str, Path]) -> P
         )
     path = folder / "samples.jsonl"
     if not path.is_file():
-        raise InputError(f"the generate artifact {folder} has no samples.jsonl", hint="re-run it with --force")
+        raise InputError(f"the {task} artifact {folder} has no samples.jsonl", hint="re-run it with --force")
     return path
 
 

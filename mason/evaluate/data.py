@@ -164,7 +164,7 @@ def _training_rows(ctx: TaskContext) -> tuple[list[dict[str, Any]] | None, str |
 
     training = getattr(ctx.pipeline, "training", None)
     data = getattr(training, "data", None)
-    if data is None and ctx.inputs.get("generate") is None:
+    if data is None and ctx.inputs.get("generate") is None and ctx.inputs.get("curate") is None:
         return None, None
     path = dataset_path(data, ctx.base_dir, ctx.inputs)
     return [s.row for s in load_samples(path)], str(path)

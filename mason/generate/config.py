@@ -85,6 +85,12 @@ class GenerateConfig(Section):
     system_prompt: str | None = Field(
         None, description="System message put at the start of every generated conversation."
     )
+    seeds: str | None = Field(
+        "seeds.jsonl",
+        description="Seed instructions (JSONL, relative to the YAML's folder; used when the file exists): shown to an "
+                    "LLM teacher as examples of the questions and answers wanted, and added to the dataset. `mason "
+                    "curate` writes it; changing it re-runs generation.",
+    )
     tools: list[dict[str, Any]] = Field(
         default_factory=list, description="OpenAI-format tool schemas, for `tool_calling` samples."
     )

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mason.core.console import progress, warn
+from mason.core.console import info, progress, warn
 from mason.core.errors import InputError, MasonError
 from mason.core.hashing import file_sha256, stable_hash
 from mason.core.io import JsonlWriter, atomic_write_text, iter_jsonl, read_jsonl
@@ -45,7 +45,18 @@ def fingerprint(cfg: GenerateConfig, base_dir: Path) -> dict[str, Any]:
     prompts = _prompts_dir(cfg, base_dir)
     if prompts is not None and prompts.is_dir():
         out["prompts"] = {p.name: file_sha256(p) for p in sorted(prompts.glob("*.j2"))}
+    seeds = seeds_path(cfg, base_dir)
+    if seeds is not None and seeds.is_file():
+        out["seeds"] = file_sha256(seeds)
     return out
+
+
+def seeds_path(cfg: GenerateConfig, base_dir: Path) -> Path | None:
+    """The seed instructions file (`synthetic_data.seeds`), or None when there is none configured."""
+    if not cfg.seeds:
+        return None
+    path = Path(cfg.seeds).expanduser()
+    return path if path.is_absolute() else base_dir / path
 
 
 def _load_chunks(ctx: TaskContext) -> list[dict[str, Any]]:
@@ -58,8 +69,18 @@ def _load_chunks(ctx: TaskContext) -> list[dict[str, Any]]:
     return read_jsonl(path)
 
 
+def _seeds(ctx: TaskContext, cfg: GenerateConfig, *, say: bool = True) -> list[dict[str, Any]]:
+    from mason.data.seeds import read_seeds
+
+    path = seeds_path(cfg, ctx.base_dir)
+    seeds = read_seeds(path) if path is not None else []
+    if seeds and say:
+        info(f"  {len(seeds)} seed instruction(s) from {path}: examples for the teacher, and in the dataset")
+    return seeds
+
+
 def _plan(ctx: TaskContext, cfg: GenerateConfig, model_id: str, prompts: Any,
-          sources: dict[str, str]) -> list[Unit]:
+          sources: dict[str, str], seeds: list[dict[str, Any]]) -> list[Unit]:
     from mason.generate.records import load_records, record_id
 
     chunks = _load_chunks(ctx)
@@ -68,7 +89,9 @@ def _plan(ctx: TaskContext, cfg: GenerateConfig, model_id: str, prompts: Any,
     digest = {}
     for task in cfg.task_type:
         try:
-            digest[task] = stable_hash(prompts.source(task)[0])
+            # the seeds are part of every teacher prompt: --resume-verify redoes units when they change
+            digest[task] = stable_hash([prompts.source(task)[0], [r["id"] for r in seeds]] if seeds
+                                       else prompts.source(task)[0])
         except MasonError:
             digest[task] = None  # extractive tasks have no template
     units = plan_chunk_units(chunks, cfg, model_id=model_id, template_digest=digest) if chunks else []
@@ -182,9 +205,11 @@ async def _run(ctx: TaskContext) -> TaskResult:
     try:
         model_id = "extractive" if client is None else client.model_id
         prompts = PromptLibrary(_prompts_dir(cfg, ctx.base_dir))
-        gen_ctx = GenContext(client=client, prompts=prompts, cfg=cfg, model_id=model_id, seed=cfg.seed)
+        seeds = _seeds(ctx, cfg)
+        gen_ctx = GenContext(client=client, prompts=prompts, cfg=cfg, model_id=model_id, seed=cfg.seed,
+                             examples=seeds)
         sources: dict[str, str] = {}
-        units = _plan(ctx, cfg, model_id, prompts, sources)
+        units = _plan(ctx, cfg, model_id, prompts, sources, seeds)
         raw_path = ctx.out_dir / RAW
         done, mismatched = _done_units(raw_path, units, bool(ctx.options.get("resume_verify")))
         if mismatched:
@@ -230,6 +255,7 @@ async def _refine_and_write(ctx: TaskContext, cfg: GenerateConfig, units: list[U
     kept = select_and_split(kept, cfg, out, weights)
     if cfg.knowledge.enabled:
         kept = apply_knowledge(kept, _load_chunks(ctx), cfg, out)
+    kept += [s for s in _seeds(ctx, cfg, say=False) if s["id"] not in {k.get("id") for k in kept}]
     if not raw:
         raise MasonError(
             f"the teacher produced no usable sample: all {counts['units_unusable']} answered units were unusable "

@@ -90,7 +90,9 @@ class Runner:
 
     # ---- planning -------------------------------------------------------------------------
     def _section(self, spec: TaskSpec) -> Any:
-        return getattr(self.config, spec.section)
+        section = getattr(self.config, spec.section)
+        # `enabled: false` (curation) is the same as no section
+        return None if getattr(section, "enabled", True) is False else section
 
     def _select(self, names: list[str] | None) -> tuple[list[str], set[str]]:
         configured = [n for n, s in TASKS.items() if self._section(s) is not None]
@@ -212,8 +214,13 @@ class Runner:
             )
             outcomes: list[TaskOutcome] = []
             try:
-                for item in plan:
-                    outcomes.append(self._execute(item, tracker, run_id, show_progress, options))
+                i = 0
+                while i < len(plan):
+                    if self._review(plan[i], show_progress, options):
+                        # the person changed what the task's key depends on: re-plan from here
+                        plan = plan[:i] + self.plan(tasks, force=force)[i:]
+                    outcomes.append(self._execute(plan[i], tracker, run_id, show_progress, options))
+                    i += 1
             except KeyboardInterrupt:
                 tracker.end_run(run_id, "interrupted", "interrupted by the user")
                 raise
@@ -222,6 +229,16 @@ class Runner:
                 raise
             tracker.end_run(run_id, "success")
         return RunSummary(run_id, "success", outcomes)
+
+    def _review(self, item: PlannedTask, show_progress: bool, options: dict[str, Any]) -> bool:
+        """Run the stage's human step (`review(ctx)`, the curation UI) when it has one; True when it ran."""
+        if not item.spec.available:
+            return False
+        review = getattr(item.spec.load(), "review", None)
+        if review is None:
+            return False
+        ctx = self._context(item, False, lambda *a, **k: None, show_progress, options)
+        return bool(review(ctx))
 
     def _follow(self, plan: list[PlannedTask], show_progress: bool, options: dict[str, Any]) -> RunSummary:
         """A non-main process of a multi-process launch: join the main process in the tasks that

@@ -4,7 +4,8 @@
 package (`mason.ingest`, `mason.generate`, ...) whose `__init__` exposes `run(ctx) -> TaskResult`; its
 `stage` module holds the code, `VERSION: str` (part of the task key) and optionally
 `fingerprint(section, base_dir) -> object` for inputs that live outside the workspace (e.g. the
-document files), which also goes into the key. Stages are imported only when they are planned or
+document files, the curation decisions), which also goes into the key, and `review(ctx)`: a human
+step the runner runs before it takes the task's key (the curation UI), then re-plans. Stages are imported only when they are planned or
 run, and never import each other: a stage that hands work to another names it in `calls`, and the
 runner passes that stage's `run` in `TaskContext.stages`.
 """
@@ -61,9 +62,9 @@ TASKS: dict[str, TaskSpec] = {
     for spec in (
         TaskSpec("ingest", "knowledge_source", package="mason.ingest"),
         TaskSpec("generate", "synthetic_data", deps=("ingest",), package="mason.generate"),
-        TaskSpec("curate", "curation", deps=("generate",)),
+        TaskSpec("curate", "curation", deps=("generate", "ingest"), package="mason.curate"),
         TaskSpec("training", "training", deps=("generate", "curate"), package="mason.train", uses=("base_model",)),
-        TaskSpec("evaluation", "evaluation", deps=("training", "generate", "ingest"), package="mason.evaluate",
+        TaskSpec("evaluation", "evaluation", deps=("training", "generate", "curate", "ingest"), package="mason.evaluate",
                  uses=("base_model",)),
         TaskSpec("export", "export", deps=("training", "evaluation", "generate"), package="mason.export",
                  uses=("base_model",), calls=("evaluation",)),

@@ -318,12 +318,24 @@ def _finish(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome])
     return TaskResult(counts=counts, metrics=metrics, files=files, details=details)
 
 
+def _curation_counts(ctx: TaskContext) -> dict[str, int]:
+    """What the person decided about the dataset (the curate task's `curation.json`), {} without curation."""
+    folder = ctx.inputs.get("curate")
+    own_data = getattr(ctx.section, "data", None) is not None  # `training.data`: the curated set is not used
+    if folder is None or own_data or not (folder / "curation.json").is_file():
+        return {}
+    summary = json.loads((folder / "curation.json").read_text(encoding="utf-8"))
+    return {k: summary[k] for k in ("approved", "rejected", "undecided", "edited", "rescued", "seeded")
+            if isinstance(summary.get(k), int)}
+
+
 def _write_reports(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome]) -> list[str]:
     """The train report (JSON, Markdown, HTML with charts) of every stage, beside its weights."""
     from mason.train.history import read_history
     from mason.train.report import write_report
 
     written = []
+    curation = _curation_counts(ctx)
     for o in outcomes:
         folder = ctx.out_dir / "stages" / o.name if cfg.stages else ctx.out_dir
         history = read_history(ctx.out_dir / METRICS, stage=o.name)
@@ -332,6 +344,8 @@ def _write_reports(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOu
                    "tokens": o.tokens}
         if o.metrics.get("peak_rss_mb"):  # the process's peak resident memory, at the end of this stage
             summary["peak_RSS_MiB"] = round(o.metrics["peak_rss_mb"])
+        if curation:
+            summary["curation"] = curation
         paths = write_report(history, summary, folder)
         if not cfg.stages:
             written += [p.relative_to(ctx.out_dir).as_posix() for k, p in paths.items() if not k.startswith("chart_")]

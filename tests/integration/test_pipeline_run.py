@@ -103,21 +103,6 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["docs", "pipeline.yaml"]
 
 
-def test_unavailable_task_is_refused_before_any_work(demo):
-    pipeline = demo / "pipeline.yaml"
-    pipeline.write_text(pipeline.read_text() + "\ncuration:\n  interactive: false\n")
-    proc = mason("run", str(pipeline))
-    assert proc.returncode == 2
-    assert "not available" in proc.stderr and "curate" in proc.stderr
-    assert not (demo / ".mason").exists()
-    dry = mason("run", str(pipeline), "--dry-run")
-    assert dry.returncode == 2 and "not available yet" in dry.stdout
-    # the implemented task still runs when named
-    assert run_json(pipeline, "ingest")["tasks"][0]["status"] == "done"
-    unknown = mason("run", str(pipeline), "fly")
-    assert unknown.returncode == 2 and "unknown task 'fly'" in unknown.stderr
-
-
 def test_missing_docs_folder_is_a_clear_error(tmp_path):
     (tmp_path / "pipeline.yaml").write_text("knowledge_source:\n  path: nowhere\n")
     proc = mason("run", str(tmp_path / "pipeline.yaml"))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
 from mason.core.hashing import canonical_json, text_sha1
+from mason.data.seeds import examples_block
 from mason.generate.config import GenerateConfig
 from mason.generate.prompts import PromptLibrary
 from mason.llm.structured import ask_json
@@ -39,6 +40,7 @@ class GenContext:
         cfg: the stage config (teacher parameters, system prompt, tools, records).
         model_id: the teacher's model id, written to `meta.teacher` and hashed into cache keys.
         seed: seed of every random choice and of the teacher requests.
+        examples: seed instructions shown to the teacher in every prompt (`synthetic_data.seeds`).
     """
 
     client: Any
@@ -46,6 +48,7 @@ class GenContext:
     cfg: GenerateConfig
     model_id: str
     seed: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -98,7 +101,7 @@ async def ask_teacher(
     Returns (validated answer, request cache keys). Raises PromptError (template) or
     StructuredOutputError (no usable answer after the retries).
     """
-    prompt = ctx.prompts.render(template, **chunk_variables(chunk, n), **variables)
+    prompt = ctx.prompts.render(template, **chunk_variables(chunk, n), **variables) + examples_block(ctx.examples)
     messages = [{"role": "system", "content": TEACHER_SYSTEM}, {"role": "user", "content": prompt}]
     return await ask_json(ctx.client, messages, model_cls, model_id=ctx.model_id, check=check, max_items=n,
                           **request_params(ctx))
