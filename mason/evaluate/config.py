@@ -118,6 +118,16 @@ class LLMJudgeConfig(TeacherConfig):
     )
     max_source_chars: int = Field(6000, ge=200, description="Longest source passage shown to the judge.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _judge_llm_names_the_model(cls, data: Any) -> Any:
+        # `llm_judge: {judge_llm: MODEL}` (the MASON README's spelling) is `model: MODEL`
+        if isinstance(data, dict) and "judge_llm" in data:
+            if "model" in data:
+                raise ValueError("give the judge as `model` or `judge_llm`, not both")
+            data = {("model" if k == "judge_llm" else k): v for k, v in data.items()}
+        return data
+
     @field_validator("model")
     @classmethod
     def _an_llm(cls, value: str) -> str:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -15,6 +16,8 @@ from pydantic import Field, field_validator, model_validator
 from mason.core.config import Section
 
 ExportFormat = Literal["merged", "adapter", "gguf", "onnx", "mlx"]
+#: a file extension of `export.path` -> the format that is one file of that kind
+FILE_FORMATS = {".gguf": "gguf"}
 
 #: GGUF outtypes written in Python (numpy quantizers) and K-quants (llama-cpp-python's quantizer)
 GGUF_PYTHON_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0")
@@ -28,7 +31,10 @@ class ExportConfig(Section):
     format: list[ExportFormat] = Field(
         default_factory=lambda: ["gguf"], description="One format or a list: `merged`, `adapter`, `gguf`, `onnx`, `mlx`."
     )
-    path: str = Field("exports", description="Where the verified exports are copied (relative to the YAML's folder).")
+    path: str = Field(
+        "exports", description="Where the verified exports are copied (relative to the YAML's folder): a folder (one "
+                               "subfolder per format), or, with one format, the file to write (`exports/my_model.gguf`; "
+                               "its Ollama Modelfile goes beside it as `my_model.Modelfile`).")
     name: str = Field("model", description="File name stem of the exports (`model.gguf`, Ollama model name).")
     quantization: str = Field(
         "q8_0", description="GGUF outtype: `f32`, `f16`, `bf16`, `q8_0`, `q4_0`, or a K-quant such as `q4_k_m` "
@@ -57,6 +63,19 @@ class ExportConfig(Section):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    def file_target(self) -> str | None:
+        """The format whose single file `path` names (`.gguf` -> gguf), or None when `path` is a folder."""
+        suffix = PurePath(self.path).suffix.lower()
+        return FILE_FORMATS.get(suffix)
+
+    @model_validator(mode="after")
+    def _file_path_needs_its_format(self) -> ExportConfig:
+        target = self.file_target()
+        if target is not None and self.format != [target]:
+            raise ValueError(f"`path: {self.path}` names a {target} file, so `format` must be `{target}` alone "
+                             f"(got {', '.join(self.format)}); for several formats give a folder")
+        return self
 
     @field_validator("quantization")
     @classmethod

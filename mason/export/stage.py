@@ -123,12 +123,34 @@ def export_one(fmt: str, job: ExportJob, final: Path, verify: bool) -> dict[str,
     return entry
 
 
-def _publish(ctx: TaskContext, cfg: ExportConfig, fmt: str) -> Path:
+def _publish(ctx: TaskContext, cfg: ExportConfig, fmt: str, entry: dict[str, Any]) -> Path:
     from mason.core.io import copy_folder
 
     dest = Path(cfg.path).expanduser()
-    dest = (dest if dest.is_absolute() else ctx.base_dir / dest) / fmt
-    return copy_folder(ctx.out_dir / fmt, dest)
+    dest = dest if dest.is_absolute() else ctx.base_dir / dest
+    if cfg.file_target() == fmt:  # `path: exports/my_model.gguf`: that file, its Modelfile beside it
+        return _publish_file(Path(entry["path"]), dest)
+    return copy_folder(ctx.out_dir / fmt, dest / fmt)
+
+
+def _publish_file(src: Path, dest: Path) -> Path:
+    """Copy one exported file to `dest` (atomically: a temporary name, then a rename), with the Ollama
+    Modelfile of its folder as `<stem>.Modelfile` pointing at it."""
+    from mason.core.io import atomic_write_text
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    modelfile = src.parent / "Modelfile"
+    if modelfile.is_file():
+        lines = modelfile.read_text(encoding="utf-8").splitlines()
+        lines = [f"FROM ./{dest.name}" if line.startswith("FROM ") else line for line in lines]
+        atomic_write_text(dest.with_suffix(".Modelfile"), "\n".join(lines) + "\n")
+    return dest
 
 
 def run(ctx: TaskContext) -> TaskResult:
@@ -162,7 +184,7 @@ def run(ctx: TaskContext) -> TaskResult:
     evaluated = evaluate_exports(ctx, entries) if cfg.evaluate else None  # before publishing: guards apply
     if evaluated:
         extra.update(evaluation=evaluated["report"], metrics=evaluated["metrics"])
-    published = {fmt: str(_publish(ctx, cfg, fmt)) for fmt in cfg.format}
+    published = {fmt: str(_publish(ctx, cfg, fmt, entries[fmt])) for fmt in cfg.format}
     if cfg.push_to_hub:
         extra["hub"] = push_to_hub(cfg.push_to_hub, {fmt: ctx.out_dir / fmt for fmt in entries})
     report = {"version": VERSION, "source": str(model_dir), "formats": entries, "published": published, **extra}

@@ -72,7 +72,9 @@ class GenerateConfig(Section):
         default_factory=lambda: TeacherConfig(model="extractive"),
         description="Teacher model (`teacher: NAME` is shorthand). `extractive` builds Q&A from the text itself.",
     )
-    judge_llm: TeacherConfig | None = Field(None, description="Judge model that scores every sample (same forms).")
+    judge_llm: TeacherConfig | None = Field(
+        None, description="Judge model that scores every sample (same forms). Given without `teacher:`, it also "
+                          "generates the samples.")
     task_type: dict[TaskType, float] = Field(
         default_factory=lambda: {"question_answering": 1.0},
         description="Kinds of samples: a list, or a mapping of kind to weight (share of the samples).",
@@ -107,6 +109,15 @@ class GenerateConfig(Section):
         default_factory=KnowledgeConfig,
         description="The knowledge recipe: many views of every fact, plus held-out questions (`knowledge: true` is shorthand).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _judge_generates_without_teacher(cls, data: Any) -> Any:
+        # the MASON README's `judge_llm: "openai/gpt-4-turbo"  # The LLM to generate data`: with no teacher
+        # named, the judge model is also the one that writes the samples
+        if isinstance(data, dict) and data.get("judge_llm") and "teacher" not in data:
+            data = {**data, "teacher": data["judge_llm"]}
+        return data
 
     @field_validator("knowledge", mode="before")
     @classmethod

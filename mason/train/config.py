@@ -93,7 +93,9 @@ STAGE_OVERRIDES = (
 class TrainingConfig(Section):
     """How the base model is fine-tuned on the dataset."""
 
-    type: Literal["sft", "dpo"] = Field("sft", description="Supervised fine-tuning or preference optimization.")
+    type: Literal["sft", "dpo"] = Field(
+        "sft", description="Supervised fine-tuning (`sft`) or preference optimization (`dpo`). `peft` (a method "
+                           "family: SFT with LoRA or QLoRA) is read as `sft`.")
     method: Literal["lora", "qlora", "full"] = Field("lora", description="Which weights are trained.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
@@ -168,7 +170,9 @@ class TrainingConfig(Section):
         False, description="Also write `merged/`: the base model with the adapter folded in (always for `full`)."
     )
     dpo_beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may move from the reference.")
-    use_unsloth: bool = Field(False, description="Load and train through unsloth (NVIDIA GPUs only).")
+    use_unsloth: bool | Literal["require"] = Field(
+        False, description="Train through unsloth's kernels if installed (NVIDIA GPUs): without unsloth or an NVIDIA "
+                           "GPU, a notice and the standard path. `require` fails instead.")
     report_to: list[str] = Field(
         default_factory=list,
         description="Also send metrics to these trackers (`tensorboard`, `mlflow`, `wandb`); the SQLite "
@@ -187,6 +191,17 @@ class TrainingConfig(Section):
         description="Extra `transformers.TrainingArguments` fields, passed through as they are (e.g. `fsdp`, "
         "`fsdp_config`, `deepspeed`, `ddp_find_unused_parameters`, `optim`); they override MASON's values.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _peft_is_sft(cls, data: Any) -> Any:
+        # `type: peft` (the MASON README's word) names the method family: SFT through LoRA/QLoRA adapters
+        if isinstance(data, dict) and data.get("type") == "peft":
+            if data.get("method") == "full":
+                raise ValueError("`type: peft` trains adapters: use `method: lora` or `qlora` with it, or `type: sft` "
+                                 "for `method: full`")
+            data = {**data, "type": "sft"}
+        return data
 
     @field_validator("report_to", mode="before")
     @classmethod

@@ -43,7 +43,7 @@ def check_method(cfg: TrainingConfig) -> None:
             )
         if importlib.util.find_spec("bitsandbytes") is None:
             raise MasonError("method: qlora needs bitsandbytes, which is not installed", hint="pip install bitsandbytes")
-    if cfg.use_unsloth:
+    if cfg.use_unsloth == "require":
         from mason.train.unsloth_backend import check_unsloth
 
         check_unsloth(device_kind())
@@ -140,7 +140,9 @@ def prepare(base: BaseModelConfig, base_dir: Path, cfg: TrainingConfig, init_fro
     """
     check_method(cfg)
     source = model_source(base, base_dir)
-    if cfg.use_unsloth:
+    from mason.train.unsloth_backend import wants_unsloth
+
+    if wants_unsloth(cfg.use_unsloth, device_kind()):
         from mason.train.unsloth_backend import load_with_unsloth
 
         return load_with_unsloth(source, base, cfg, init_from)

@@ -1,4 +1,4 @@
-"""The optional unsloth path (`training.use_unsloth: true`): unsloth's fused kernels on NVIDIA GPUs.
+"""The optional unsloth path (`training.use_unsloth: true | require`): unsloth's fused kernels on NVIDIA GPUs.
 
 unsloth loads the model and puts the LoRA adapters on it with its own `FastLanguageModel`; the
 result is a PEFT model that MASON's trainers, checkpoints and outputs handle like any other. It
@@ -21,18 +21,49 @@ from mason.train.config import TrainingConfig
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
+def unsloth_unavailable(device: str) -> str | None:
+    """Why unsloth cannot train here (not installed, no NVIDIA GPU), or None when it can."""
+    if importlib.util.find_spec("unsloth") is None:
+        return "needs unsloth, which is not installed"
+    if device != "cuda":
+        return f"needs an NVIDIA GPU; this machine trains on {device}"
+    return None
+
+
 def check_unsloth(device: str) -> None:
-    """Fail early, with the fix, when unsloth cannot run here.
+    """Fail early, with the fix, when unsloth cannot run here (`use_unsloth: require`).
 
     Raises:
         MasonError: not installed, or no NVIDIA GPU.
     """
-    if importlib.util.find_spec("unsloth") is None:
-        raise MasonError("use_unsloth: true needs unsloth, which is not installed",
-                         hint="pip install unsloth (NVIDIA GPUs only), or remove use_unsloth")
-    if device != "cuda":
-        raise MasonError(f"use_unsloth: true needs an NVIDIA GPU; this machine trains on {device}",
-                         hint="remove use_unsloth: the transformers path trains the same adapter here")
+    why = unsloth_unavailable(device)
+    if why is None:
+        return
+    hint = ("pip install unsloth (NVIDIA GPUs only), or remove use_unsloth" if "installed" in why
+            else "remove use_unsloth: the transformers path trains the same adapter here")
+    raise MasonError(f"use_unsloth {why}", hint=hint)
+
+
+def wants_unsloth(setting: bool | str, device: str) -> bool:
+    """Whether to train through unsloth: `true` means "if it can run here" (else a notice and the standard
+    path), `require` insists (a clear error where it cannot).
+
+    Raises:
+        MasonError: `require` where unsloth cannot run.
+    """
+    if not setting:
+        return False
+    if setting == "require":
+        check_unsloth(device)
+        return True
+    why = unsloth_unavailable(device)
+    if why is not None:
+        from mason.core.console import info
+
+        info(f"use_unsloth: true {why}: training on the standard transformers path instead "
+             "(`use_unsloth: require` makes this an error)")
+        return False
+    return True
 
 
 def load_with_unsloth(source: str, base: BaseModelConfig, cfg: TrainingConfig,
