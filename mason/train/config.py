@@ -170,6 +170,10 @@ class TrainingConfig(Section):
         False, description="Also write `merged/`: the base model with the adapter folded in (always for `full`)."
     )
     dpo_beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may move from the reference.")
+    backend: Literal["auto", "transformers", "mlx"] = Field(
+        "auto", description="Who trains: `transformers` (+ peft/trl), or `mlx` (mlx-lm LoRA: Apple silicon's fast path, "
+                            "`mlx[cpu]` on Linux). `auto` = MLX on Apple silicon when mlx-lm is installed and the run "
+                            "is SFT with LoRA, else transformers.")
     use_unsloth: bool | Literal["require"] = Field(
         False, description="Train through unsloth's kernels if installed (NVIDIA GPUs): without unsloth or an NVIDIA "
                            "GPU, a notice and the standard path. `require` fails instead.")

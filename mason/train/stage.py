@@ -241,6 +241,10 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
     train, evals = split(stage_samples(ctx, cfg, stage))
     if scfg.eval_steps and not evals:
         warn(f"stage '{stage.name}': eval_steps is set but no sample has meta.split = eval; no evaluation")
+    from mason.train.mlx_backend import resolve_backend
+
+    if resolve_backend(scfg) == "mlx":
+        return _run_stage_mlx(ctx, scfg, stage, stage_dir, init_from, prefix, train, evals)
     model, tok = prepare(ctx.pipeline.base_model, ctx.base_dir, scfg, init_from)
     if scfg.replay and scfg.type == "sft":
         from mason.train.replay import replay_samples
@@ -275,6 +279,29 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
     if main:
         atomic_write_json(stage_dir / DONE, outcome.__dict__)
     distributed.barrier()  # the next stage (on every process) starts from the weights saved above
+    return outcome
+
+
+def _run_stage_mlx(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_dir: Path,
+                   init_from: Path | None, prefix: str, train: list[Any], evals: list[Any]) -> StageOutcome:
+    """One stage on the MLX backend (`mason.train.mlx_backend`): from the base model or the previous
+    stage's fused model, to this stage's fused `merged/`."""
+    from mason.models import model_source
+    from mason.train.callbacks import MetricsSink
+    from mason.train.mlx_backend import train_lora
+
+    info(f"  stage '{stage.name}': training with mlx-lm (backend: mlx)" if prefix else "  training with mlx-lm (backend: mlx)")
+    source = init_from or Path(model_source(ctx.pipeline.base_model, ctx.base_dir))
+    sink = MetricsSink(ctx.log_metric, ctx.out_dir / METRICS, stage.name, prefix)
+    try:
+        result = train_lora(source, cfg, train, evals, stage_dir, sink)
+    finally:
+        sink.close()
+    if cfg.test_prompts:
+        info("  test_prompts are answered on the transformers path only; skipped on MLX")
+    outcome = StageOutcome(stage.name, len(train), len(evals), result["steps"], result["tokens"],
+                           str((stage_dir / "merged").relative_to(ctx.out_dir)), result["metrics"])
+    atomic_write_json(stage_dir / DONE, outcome.__dict__)
     return outcome
 
 
