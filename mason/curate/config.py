@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -16,6 +16,9 @@ class CurationConfig(Section):
     `mason run` opens the curation UI when it reaches the task; without one (CI, a pipe, `--no-input`)
     it applies the decisions saved so far and the `undecided` policy, and says what it did.
     """
+
+    #: how the task runs, not what it makes: opening the UI or not re-keys nothing (the decisions' digest does)
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"interactive", "decisions"})
 
     enabled: bool = Field(True, description="Curate before training. `false` is the same as no section: hands-off.")
     interactive: bool | Literal["auto"] = Field(

@@ -139,7 +139,8 @@ class Runner:
         section = self._section(spec)
         payload: dict[str, Any] = {
             "task": spec.name,
-            "config": redact(section.model_dump(mode="json")),
+            # a section's NOT_IN_KEY fields change how the task runs, never what it makes (curation's `interactive`)
+            "config": redact(section.model_dump(mode="json", exclude=set(getattr(section, "NOT_IN_KEY", ())))),
             "uses": {u: redact(getattr(self.config, u).model_dump(mode="json")) for u in spec.uses},
             "inputs": inputs,
         }
