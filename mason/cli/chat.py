@@ -37,6 +37,15 @@ def _check_format(value: str | None) -> str | None:
     return value
 
 
+def _check_device(value: str) -> str:
+    from mason.models.device import check_device_name
+
+    try:
+        return check_device_name(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
 @contextlib.contextmanager
 def exit_on_sigterm() -> Iterator[None]:
     """Turn SIGTERM (and SIGHUP) into `SystemExit(128 + signum)` while the block runs, so `finally`
@@ -83,6 +92,9 @@ def chat_command(
                       "contract: `mason validate` checks it and training reads it.", show_default=False)] = None,
     stats: Annotated[bool, typer.Option(
         "--stats", help="With --prompt: print tokens, seconds and tokens/s to stderr.")] = False,
+    device: Annotated[str, typer.Option(
+        "--device", callback=_check_device, help="Where a merged or adapter model runs: auto (CUDA, else Apple MPS, "
+                                                 "else the CPU), cpu, cuda, cuda:N or mps.")] = "auto",
 ) -> None:
     """Chat with a model: streaming answers, multi-turn history, /reset, /system; or one --prompt.
 
@@ -91,7 +103,7 @@ def chat_command(
     """
     from rich.markup import escape
 
-    from mason.core.console import console
+    from mason.core.console import console, warn
     from mason.core.errors import InputError
     from mason.runtime.base import GenerationParams, detect_format, open_runtime
 
@@ -109,7 +121,12 @@ def chat_command(
     with exit_on_sigterm():
         if prompt is None:
             err.print(f"[dim]loading {escape(str(model))} ({fmt})…[/dim]")
-        runtime = open_runtime(model, format=fmt, base_model=base)
+        options: dict[str, Any] = {}
+        if fmt in ("merged", "adapter"):
+            options["device"] = device
+        elif device != "auto":
+            warn(f"--device applies to merged and adapter models; the {fmt} runtime picks its own hardware")
+        runtime = open_runtime(model, format=fmt, base_model=base, **options)
         try:
             _talk(runtime, params, model=str(model.expanduser().resolve()), prompt=prompt, system=system,
                   log=log, stats=stats)

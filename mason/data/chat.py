@@ -6,6 +6,14 @@ prefix, each assistant turn's characters are located in the full rendering, and 
 it starts inside such a span (offsets from the fast tokenizer). This is exact token by token, needs no
 `{% generation %}` markers in the template, and catches templates that are not prefix-stable instead of
 silently mislabelling them.
+
+A tokenizer without a chat template (GPT-2, DistilGPT2, most base models) gets MASON's default one
+(`ensure_chat_template`), ChatML-shaped and prefix-stable: `<|im_start|>{role}\n{content}{END}\n` per
+message, `<|im_start|>assistant\n` to open the answer. END is `<|im_end|>` when the vocabulary has the
+ChatML tokens, else the tokenizer's own end-of-sequence token (GPT-2's `<|endoftext|>`), so generation
+stops on a token the model already has, without resizing its embeddings; `<|im_start|>` is then plain
+text. Training sets it on the tokenizer before saving, so the adapter, the merged model and every
+export (GGUF metadata, the Ollama Modelfile, the ONNX folder's tokenizer files) carry the same one.
 """
 
 from __future__ import annotations
@@ -13,12 +21,54 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mason.core.console import warn
+from mason.core.console import info, warn
 from mason.core.errors import InputError
 from mason.data.samples import Sample
 
 #: the label of a token that is not trained on (PyTorch's cross-entropy ignore index)
 IGNORE_INDEX = -100
+
+#: MASON's default chat template (ChatML); without the ChatML tokens, `<|im_end|>` becomes the
+#: tokenizer's eos token (`default_chat_template`)
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def default_chat_template(tokenizer: Any) -> str:
+    """MASON's default chat template for `tokenizer`: ChatML, each turn ended by `<|im_end|>` when
+    the vocabulary has `<|im_start|>` and `<|im_end|>`, else by the tokenizer's eos token.
+
+    Raises:
+        InputError: the tokenizer has neither the ChatML tokens nor an eos token.
+    """
+    vocab = tokenizer.get_vocab()
+    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
+        return DEFAULT_CHAT_TEMPLATE
+    eos = getattr(tokenizer, "eos_token", None)
+    if not eos:
+        raise InputError("the tokenizer has no chat template and no end-of-sequence token to end a turn with",
+                         hint="add `chat_template` (and `eos_token`) to its tokenizer_config.json")
+    return DEFAULT_CHAT_TEMPLATE.replace("<|im_end|>", str(eos).replace("\\", "\\\\").replace("'", "\\'"))
+
+
+def ensure_chat_template(tokenizer: Any) -> bool:
+    """Give `tokenizer` MASON's default chat template when it has none (one notice line).
+
+    Returns:
+        True when the default was set, False when the tokenizer already had a template.
+    Raises:
+        InputError: see `default_chat_template`.
+    """
+    if _template_text(tokenizer):
+        return False
+    tokenizer.chat_template = default_chat_template(tokenizer)
+    end = "<|im_end|>" if "<|im_end|>" in tokenizer.chat_template else tokenizer.eos_token
+    info(f"the tokenizer has no chat template: using MASON's default (ChatML, turns ended by {end})")
+    return True
 
 
 def _template_text(tokenizer: Any) -> str:
@@ -45,17 +95,14 @@ def _fold_tool_calls(messages: list[dict]) -> list[dict]:
 
 
 class ChatRenderer:
-    """Renders conversations with a tokenizer's chat template and finds the assistant spans."""
+    """Renders conversations with a tokenizer's chat template and finds the assistant spans (a
+    tokenizer without a template gets MASON's default, `ensure_chat_template`)."""
 
     def __init__(self, tokenizer: Any):
         if not getattr(tokenizer, "is_fast", False):
             raise InputError("training needs a fast (Rust) tokenizer: character offsets locate the assistant turns")
+        ensure_chat_template(tokenizer)
         template = _template_text(tokenizer)
-        if not template:
-            raise InputError(
-                "the base model's tokenizer has no chat template",
-                hint="use an instruct/chat model, or add `chat_template` to its tokenizer_config.json",
-            )
         self.tokenizer = tokenizer
         self.native_tools = "tool_calls" in template
         self._warned = False

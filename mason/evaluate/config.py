@@ -203,6 +203,9 @@ class EvaluationConfig(Section):
     )
     max_samples: int | None = Field(None, ge=1, description="Evaluate at most this many rows (a seeded sample).")
     batch_size: int = Field(8, ge=1, description="Prompts generated together.")
+    device: str = Field(
+        "auto", description="Where the transformers models (tuned, base, merged export) run: `auto` (CUDA, else "
+                            "Apple MPS, else the CPU), `cpu`, `cuda`, `cuda:N` or `mps`.")
     max_new_tokens: int = Field(256, ge=1, description="Longest generated answer.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 is greedy (repeatable) decoding.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling (with temperature > 0).")
@@ -231,6 +234,13 @@ class EvaluationConfig(Section):
             raise ValueError("; ".join(f"unknown metric '{m}'{did_you_mean(m, known)}" for m in bad)
                              + f". Metrics: {', '.join(known)}")
         return list(dict.fromkeys(value))
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        from mason.models.device import check_device_name
+
+        return check_device_name(value)
 
     @field_validator("custom_metrics")
     @classmethod

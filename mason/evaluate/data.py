@@ -159,15 +159,17 @@ def chunk_texts(ctx: TaskContext, wanted: set[str]) -> dict[str, str]:
 
 
 def _training_rows(ctx: TaskContext) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """The training dataset's rows and its path (None when no training data is known)."""
-    from mason.data.samples import dataset_path, load_samples
+    """The training dataset's rows as training reads them (conversation logs collapsed, the
+    `train_eval_split` rows marked eval) and its path(s) (None when no training data is known)."""
+    from mason.data.samples import load_training_data
 
     training = getattr(ctx.pipeline, "training", None)
     data = getattr(training, "data", None)
     if data is None and ctx.inputs.get("generate") is None and ctx.inputs.get("curate") is None:
         return None, None
-    path = dataset_path(data, ctx.base_dir, ctx.inputs)
-    return [s.row for s in load_samples(path)], str(path)
+    loaded = load_training_data(data, ctx.base_dir, ctx.inputs, eval_split=getattr(training, "train_eval_split", None),
+                                seed=getattr(training, "seed", 0))
+    return [s.row for s in loaded.samples], loaded.origin
 
 
 def training_is_generated(ctx: TaskContext) -> bool:

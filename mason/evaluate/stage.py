@@ -110,7 +110,8 @@ def _open(target: Target, cfg: EvaluationConfig) -> Any:
     from mason.runtime.base import detect_format, open_runtime
 
     fmt = target.format or detect_format(target.path)
-    options = {"batch_size": cfg.batch_size} if fmt in ("merged", "adapter") else {}
+    # `device` places the PyTorch models; GGUF, ONNX and MLX runtimes pick their own hardware
+    options = {"batch_size": cfg.batch_size, "device": cfg.device} if fmt in ("merged", "adapter") else {}
     return open_runtime(target.path, format=fmt, base_model=target.base_model, **options)
 
 

@@ -1,10 +1,12 @@
 """GGUF export in pure Python (the `gguf` package), for llama.cpp, Ollama and LM Studio.
 
 Reads a merged Hugging Face folder and writes `<name>.gguf` plus an Ollama `Modelfile`. The
-architectures are an explicit allow-list (Llama, Mistral, Qwen2); the tensor layout follows
-llama.cpp's converter: q/k projections of the LLAMA arch are permuted from Hugging Face's
-rotate-half rotary layout to the interleaved one llama.cpp applies, tied embeddings write no
-`output.weight` (llama.cpp then reuses `token_embd`), 1-D tensors stay f32.
+architectures are an explicit allow-list (Llama, Mistral, Qwen2, Qwen3, GPT-2, Phi-3, Gemma 1/2/3:
+`gguf_shape.SUPPORTED_ARCHITECTURES`); the tensor layout follows llama.cpp's converter: names
+from gguf's tensor name map, q/k projections of the LLAMA arch permuted from Hugging Face's
+rotate-half rotary layout to the interleaved one llama.cpp applies, the per-architecture
+rewrites of `gguf_arch` (GPT-2's Conv1D transposes, Gemma's norm offset...), tied embeddings
+write no `output.weight` (llama.cpp then reuses `token_embd`), 1-D tensors stay f32.
 
 `verify` runs the file in llama.cpp (in a child process, see `mason.runtime.llamacpp`) on the
 same token ids as the PyTorch model and compares next-token logits, greedy continuations and
@@ -27,6 +29,7 @@ import numpy as np
 from mason.core.errors import MasonError
 from mason.export import gguf_quant
 from mason.export.base import ExportJob, ExportOutput, ExportVerificationError
+from mason.export.gguf_arch import add_arch_hparams, rewrite_tensor, skip_tensor
 from mason.export.gguf_shape import ModelShape, model_shape, read_config
 from mason.export.gguf_vocab import add_vocab, read_vocab
 
@@ -85,8 +88,8 @@ def llama3_rope_factors(shape: ModelShape) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def _add_hparams(writer: Any, shape: ModelShape, warnings: list[str]) -> np.ndarray | None:
-    # returns the rope_freqs tensor when the rope scaling needs one
+def _add_hparams(writer: Any, shape: ModelShape, warnings: list[str]) -> list[tuple[str, np.ndarray]]:
+    # returns extra tensors the metadata needs (rope_freqs, Phi-3's long-context factors)
     import gguf
 
     writer.add_context_length(shape.n_ctx)
@@ -95,13 +98,17 @@ def _add_hparams(writer: Any, shape: ModelShape, warnings: list[str]) -> np.ndar
     writer.add_feed_forward_length(shape.ffn)
     writer.add_head_count(shape.n_head)
     writer.add_head_count_kv(shape.n_head_kv)
+    writer.add_vocab_size(shape.vocab_size)
+    if shape.arch == "GPT2":  # LayerNorm and learned positions: no rope at all
+        writer.add_layer_norm_eps(shape.rms_eps)
+        return []
     writer.add_rope_freq_base(shape.rope_theta)
     writer.add_layer_norm_rms_eps(shape.rms_eps)
-    writer.add_vocab_size(shape.vocab_size)
-    writer.add_rope_dimension_count(shape.head_dim)
-    if shape.head_dim != shape.hidden // shape.n_head:
+    writer.add_rope_dimension_count(shape.rope_dims)
+    if shape.head_dim != shape.hidden // shape.n_head and not shape.arch.startswith("GEMMA"):
         writer.add_key_length(shape.head_dim)
         writer.add_value_length(shape.head_dim)
+    extra = add_arch_hparams(writer, shape, warnings)
     kind = str(shape.rope.get("rope_type") or shape.rope.get("type") or "default").lower()
     factor = shape.rope.get("factor")
     if kind == "linear" and factor:
@@ -110,21 +117,24 @@ def _add_hparams(writer: Any, shape: ModelShape, warnings: list[str]) -> np.ndar
     elif kind == "yarn" and factor:
         writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
         writer.add_rope_scaling_factor(float(factor))
-        writer.add_rope_scaling_orig_ctx_len(int(shape.rope["original_max_position_embeddings"]))
+        if shape.arch != "PHI3":  # add_arch_hparams wrote Phi-3's
+            writer.add_rope_scaling_orig_ctx_len(int(shape.rope["original_max_position_embeddings"]))
     elif kind == "llama3":
-        return llama3_rope_factors(shape)
+        extra.append((gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", llama3_rope_factors(shape)))
+    elif kind in ("longrope", "su") and shape.arch == "PHI3":
+        pass  # add_arch_hparams wrote the factors
     elif kind != "default":
         warnings.append(f"rope scaling {kind!r} is not written to GGUF: long contexts may differ from PyTorch")
-    return None
+    return extra
 
 
 def _gguf_tensors(model_dir: Path, shape: ModelShape) -> Iterator[tuple[str, np.ndarray]]:
-    # HF tensors under their GGUF names, q/k permuted where the arch needs it
+    # HF tensors under their GGUF names, rewritten where the arch needs it (gguf_arch)
     import gguf
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[shape.arch], shape.n_layers)
     for hf_name, data in hf_tensors(model_dir):
-        if hf_name.endswith("rotary_emb.inv_freq") or (shape.tied and hf_name == "lm_head.weight"):
+        if skip_tensor(shape, hf_name):
             continue
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
@@ -134,7 +144,7 @@ def _gguf_tensors(model_dir: Path, shape: ModelShape) -> Iterator[tuple[str, np.
             data = permute_qk(data, shape.n_head, shape.n_head)
         elif shape.permute and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             data = permute_qk(data, shape.n_head, shape.n_head_kv)
-        yield name, data
+        yield name, rewrite_tensor(shape, hf_name, data)
 
 
 def write_gguf(model_dir: Path, path: Path, outtype: str, name: str) -> dict[str, Any]:
@@ -154,15 +164,15 @@ def write_gguf(model_dir: Path, path: Path, outtype: str, name: str) -> dict[str
     writer = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH[shape.arch]])
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(name)
-    rope_freqs = _add_hparams(writer, shape, warnings)
+    extra_tensors = _add_hparams(writer, shape, warnings)
     writer.add_file_type(gguf_quant.file_type(outtype))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     add_vocab(writer, vocab)
     fallbacks: dict[str, str] = {}
     types: dict[str, int] = {}
     tensors = _gguf_tensors(model_dir, shape)
-    if rope_freqs is not None:
-        tensors = iter([(gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight", rope_freqs), *tensors])
+    if extra_tensors:
+        tensors = iter([*extra_tensors, *tensors])
     seen = set()
     for tname, data in tensors:
         is_output = tname == "output.weight" or (shape.tied and tname == "token_embd.weight")
@@ -211,7 +221,7 @@ class GGUFExporter:
 
     Options (job.options): `quantization` (default q8_0), `name` (file stem, default "model"),
     `system_prompt` (the Modelfile's SYSTEM), `verify_tolerance` (overrides the max |logit diff|
-    allowed, default `gguf_check.tolerance(quantization)`).
+    allowed, default `gguf_check.tolerance(quantization, arch)`).
     """
 
     name = "gguf"

@@ -75,7 +75,8 @@ class TensorPlan:
 def plan_tensor(gguf_name: str, shape: tuple[int, ...], outtype: str, is_output: bool) -> TensorPlan:
     """Which type `gguf_name` gets for a direct outtype.
 
-    1-D tensors (norms, biases, rope factors) stay f32, as llama.cpp's converter keeps them.
+    1-D tensors (norms, biases, rope factors) and GPT-2's learned positions stay f32, as
+    llama.cpp's converter keeps them.
     With q4_0 the output projection (or the tied token embedding that serves as output) is
     written as q8_0: llama.cpp's own quantizer also keeps it at higher precision (Q6_K), because
     4-bit logits lose the most. A row length that is not a multiple of the quant block falls back
@@ -84,7 +85,7 @@ def plan_tensor(gguf_name: str, shape: tuple[int, ...], outtype: str, is_output:
     import gguf
 
     qtype, _ = DIRECT[outtype]
-    if len(shape) <= 1:
+    if len(shape) <= 1 or gguf_name == "position_embd.weight":
         return TensorPlan("F32")
     if outtype == "q4_0" and is_output:
         qtype, why = "Q8_0", "output layer kept at q8_0 (llama.cpp keeps it above 4 bits too)"

@@ -2,7 +2,8 @@
 
 Ollama formats chats with a Go template, not the tokenizer's Jinja one. Rather than parse Jinja,
 `translate_chat_template` renders probe conversations with the Jinja template and keeps the
-first known Ollama template (ChatML, Llama 3 headers, Mistral [INST] variants) that renders
+first known Ollama template (ChatML, also with eos ending the turns as MASON's default template
+does for vocabularies without ChatML tokens, Llama 3 headers, Phi-3, Gemma, Mistral [INST] variants) that renders
 every probe identically, as Ollama would run it: the Modelfile's SYSTEM is prepended when a
 conversation has no system message, which reproduces templates with a default system prompt
 (SmolLM2, Qwen2.5). Anything else is a clear error. `render_ollama_template` is a small Go
@@ -34,6 +35,13 @@ CHATML = ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end
 LLAMA3 = ("{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
           "{{- end }}<|start_header_id|>assistant<|end_header_id|>\n\n")
 _LAST_USER_SYSTEM = "{{ if and $.System (eq (len (slice $.Messages $i)) 1) }}{{ $.System }}\n\n{{ end }}"
+PHI3 = "{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n"
+_GEMMA_TURN = "<start_of_turn>{{ if eq .Role \"assistant\" }}model{{ else }}{{ .Role }}{{ end }}\n"
+#: Gemma 1/2 (no system role) and Gemma 3 (the system prompt opens the first user turn)
+GEMMA = "{{- range .Messages }}" + _GEMMA_TURN + "{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n"
+GEMMA3 = ("{{- range $i, $m := .Messages }}{{- if ne .Role \"system\" }}" + _GEMMA_TURN
+          + "{{ if and $.System (eq $i 1) }}{{ $.System }}\n\n{{ end }}{{ .Content }}<end_of_turn>\n{{ end }}"
+          "{{- end }}<start_of_turn>model\n")
 
 
 def _mistral(close: str, answer_prefix: str, eos: str, system: bool) -> str:
@@ -48,7 +56,7 @@ class OllamaTemplate:
     """A translated chat template.
 
     Attributes:
-        family: `chatml`, `llama3` or `mistral`.
+        family: `chatml`, `llama3`, `phi3`, `gemma` or `mistral`.
         template: the Go template for the Modelfile's TEMPLATE.
         stop: the Modelfile's `PARAMETER stop` values.
         default_system: the system prompt the Jinja template adds when a chat has none.
@@ -65,6 +73,12 @@ class OllamaTemplate:
 def _candidates(eos: str) -> list[tuple[str, str, tuple[str, ...], bool]]:
     out = [("chatml", CHATML, ("<|im_start|>", "<|im_end|>"), True),
            ("llama3", LLAMA3, ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"), True)]
+    if eos and eos != "<|im_end|>" and "{{" not in eos:
+        # MASON's default template for a vocabulary without ChatML tokens: turns end with eos
+        out.append(("chatml", CHATML.replace("<|im_end|>", eos), ("<|im_start|>", eos), True))
+    out += [("phi3", PHI3, ("<|end|>", "<|user|>", "<|assistant|>"), True),
+            ("gemma", GEMMA3, ("<start_of_turn>", "<end_of_turn>"), True),
+            ("gemma", GEMMA, ("<start_of_turn>", "<end_of_turn>"), False)]
     for system in (True, False):
         for close in (" [/INST]", "[/INST]"):
             for prefix in ("", " "):
@@ -144,7 +158,8 @@ def translate_chat_template(template: str, *, bos_token: str = "", eos_token: st
                 return OllamaTemplate(family, go, stops, default or None, supports_system)
     raise MasonError(
         "cannot translate the chat template to an Ollama template: it renders "
-        f"{(outputs[3] or outputs[2] or '')[:160]!r}, which matches none of ChatML, Llama 3 or Mistral [INST]",
+        f"{(outputs[3] or outputs[2] or '')[:160]!r}, which matches none of ChatML, Llama 3, Phi-3, Gemma or "
+        "Mistral [INST]",
         hint="write the Modelfile's TEMPLATE by hand, or let Ollama detect the GGUF's embedded chat template",
     )
 

@@ -3,7 +3,9 @@
 The builder (`python -m onnxruntime_genai.models.builder`) turns a Hugging Face folder into an
 ONNX decoder with a KV cache (GroupQueryAttention on CPU), a `genai_config.json` and the
 tokenizer files, in fp32, int8 or int4 (MatMulNBits weight-only quantization). It runs in a
-subprocess so its prints, its torch import and any crash stay out of the caller.
+subprocess so its prints, its torch import and any crash stay out of the caller. Architectures the
+builder does not cover (GPT-2, DistilGPT2) are traced with torch.onnx into the same layout
+(`mason.export.onnx_torch`).
 
 `verify` checks three things against the PyTorch model, on the same prompt token ids:
 next-token logits from a plain `onnxruntime.InferenceSession` (the graph itself), greedy
@@ -117,7 +119,8 @@ def run_builder(model_dir: Path, out_dir: Path, precision: str, timeout: float |
         raise MasonError(f"ONNX export of {model_dir} failed (onnxruntime-genai model builder, exit "
                          f"{proc.returncode}): {error.strip()}\n  builder log (last lines):\n{tail}",
                          hint="the builder supports Llama, Mistral, Qwen, Phi, Gemma, Granite, SmolLM... "
-                              "decoder-only models; export this one as gguf or merged instead")
+                              "decoder-only models (and MASON traces GPT-2 itself); export this one as gguf or "
+                              "merged instead")
     return log
 
 
@@ -137,11 +140,17 @@ class OnnxExporter:
             MasonError: a package is missing, the precision is unknown, or the builder failed
                 (`job.out_dir` is left empty).
         """
+        from mason.export.onnx_torch import export_onnx, uses_torch_export
+
         modules = require()
         precision = precision_of(job.options)
         started = time.perf_counter()
+        route: dict[str, Any] = {"tool": "onnxruntime-genai model builder"}
         try:
-            run_builder(Path(job.model_dir), Path(job.out_dir), precision)
+            if uses_torch_export(Path(job.model_dir)):  # GPT-2: the builder does not cover it
+                route = export_onnx(Path(job.model_dir), Path(job.out_dir), precision)
+            else:
+                run_builder(Path(job.model_dir), Path(job.out_dir), precision)
             self._complete_tokenizer(Path(job.model_dir), Path(job.out_dir))
         except BaseException:
             _clear(Path(job.out_dir))
@@ -157,7 +166,7 @@ class OnnxExporter:
             "context_length": genai["model"].get("context_length"),
             "onnx_bytes": sum((out / f).stat().st_size for f in files if ".onnx" in f),
             "export_seconds": round(seconds, 2),
-            "tool": "onnxruntime-genai model builder",
+            **route,
             "versions": {name: getattr(mod, "__version__", None) for name, mod in modules.items()},
         }
         return ExportOutput(path=out, files=files, details=details)

@@ -72,10 +72,14 @@ def _save_merged(base: str, adapter: Path | None, folder: Path, ctx: TaskContext
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from mason.data.chat import ensure_chat_template
+
     bm = ctx.pipeline.base_model
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, revision=bm.revision,
                                                  trust_remote_code=bm.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(adapter or base, trust_remote_code=bm.trust_remote_code)
+    # a base model without a chat template exports with MASON's default, as training saves it
+    ensure_chat_template(tokenizer)
     if adapter is not None:
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     model.save_pretrained(folder)

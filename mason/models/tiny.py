@@ -12,6 +12,11 @@ normal Hugging Face model folder (`from_pretrained` loads it), laid out like Smo
   llama.cpp's `smollm` pre-tokenizer reproduces it after a GGUF export;
 - no token is added implicitly (no bos prepended), the chat template writes every marker.
 
+`arch` picks another architecture of the same tiny size (`TINY_ARCHS`): Phi-3, Gemma 1/2/3 and
+Qwen3 share the ChatML tokenizer above; `gpt2` gets a GPT-2 style tokenizer instead (plain
+byte-level BPE with the GPT-2 split regex, `<|endoftext|>` as bos/eos/unk, no pad token and no
+chat template, like DistilGPT2).
+
 Heavy libraries are imported inside the functions: importing this module stays cheap.
 """
 
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
 #: Bumped whenever the layout of the built folder changes, so cached builds are redone.
 TINY_FORMAT_VERSION = 1
@@ -30,6 +35,8 @@ TINY_FORMAT_VERSION = 1
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 #: Order fixes their ids (0, 1, 2), the same as in SmolLM2's vocabulary.
 SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
+#: the architectures `build_tiny_model(arch=...)` builds (Hugging Face `model_type` names)
+TINY_ARCHS = ("llama", "gpt2", "phi3", "gemma", "gemma2", "gemma3", "qwen3")
 
 #: ChatML, the shape of SmolLM2's template without its default system prompt.
 CHATML_TEMPLATE = (
@@ -94,37 +101,48 @@ def _check_shape(vocab_size: int, hidden_size: int, num_heads: int, num_kv_heads
 
 
 def train_tokenizer(
-    texts: Iterable[str], *, vocab_size: int = 512, model_max_length: int = 512
+    texts: Iterable[str], *, vocab_size: int = 512, model_max_length: int = 512, style: str = "chatml"
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on `texts` and wrap it with the ChatML chat template.
+
+    `style="gpt2"` trains a GPT-2 style tokenizer instead: the plain GPT-2 split regex (no digit
+    splitting), one special token `<|endoftext|>` (id 0: bos, eos and unk), no pad token and no
+    chat template.
 
     Returns:
         A `PreTrainedTokenizerFast` with at most `vocab_size` tokens (fewer when the texts are
         too short to learn that many merges); ids 0, 1, 2 are the special tokens.
 
     Raises:
-        ValueError: when `texts` holds no text.
+        ValueError: when `texts` holds no text, or `style` is unknown.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if style not in ("chatml", "gpt2"):
+        raise ValueError(f"unknown tokenizer style {style!r}: 'chatml' or 'gpt2'")
     texts = [t for t in texts if t]
     if not texts:
         raise ValueError("build_tiny_model needs some text to train its tokenizer, got none")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = byte_level if style == "gpt2" else pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), byte_level]
     )
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=[ENDOFTEXT] if style == "gpt2" else list(SPECIAL_TOKENS),
         # every byte is a symbol, so any text encodes without an unknown token
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    if style == "gpt2":
+        return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT,
+                                       unk_token=ENDOFTEXT, model_max_length=model_max_length,
+                                       clean_up_tokenization_spaces=False)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=IM_START,
@@ -136,32 +154,64 @@ def train_tokenizer(
     )
 
 
-def _build_model(tokenizer: Any, *, seed: int, tie_word_embeddings: bool, **shape: int) -> LlamaForCausalLM:
-    import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+def tiny_config(arch: str, vocab_size: int, ids: dict[str, Any], tie: bool, shape: dict[str, int]) -> Any:
+    """The transformers config of a tiny `arch` model (one of `TINY_ARCHS`).
 
-    ids = {
-        "bos_token_id": tokenizer.convert_tokens_to_ids(IM_START),
-        "eos_token_id": tokenizer.convert_tokens_to_ids(IM_END),
-        "pad_token_id": tokenizer.convert_tokens_to_ids(ENDOFTEXT),
-    }
-    config = LlamaConfig(
-        # the embedding matches the tokenizer exactly: exporters (GGUF) expect one row per token
-        vocab_size=len(tokenizer),
-        hidden_size=shape["hidden_size"],
-        num_hidden_layers=shape["num_layers"],
-        num_attention_heads=shape["num_heads"],
-        num_key_value_heads=shape["num_kv_heads"],
-        intermediate_size=shape["intermediate_size"],
-        max_position_embeddings=shape["max_position_embeddings"],
-        tie_word_embeddings=tie_word_embeddings,
-        dtype="float32",
-        **ids,
-    )
+    Args:
+        ids: bos/eos/pad token ids; tie: tie the output layer to the embedding;
+        shape: hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size,
+            max_position_embeddings (as `build_tiny_model` takes them).
+    """
+    import transformers
+
+    common = {"vocab_size": vocab_size, "tie_word_embeddings": tie, "dtype": "float32", **ids}
+    if arch == "gpt2":  # GPT-2 names its sizes its own way and has no grouped-query attention
+        return transformers.GPT2Config(n_embd=shape["hidden_size"], n_layer=shape["num_layers"],
+                                       n_head=shape["num_heads"], n_inner=shape["intermediate_size"],
+                                       n_positions=shape["max_position_embeddings"], **common)
+    head_dim = shape["hidden_size"] // shape["num_heads"]
+    common.update(hidden_size=shape["hidden_size"], num_hidden_layers=shape["num_layers"],
+                  num_attention_heads=shape["num_heads"], num_key_value_heads=shape["num_kv_heads"],
+                  intermediate_size=shape["intermediate_size"],
+                  max_position_embeddings=shape["max_position_embeddings"])
+    if arch == "llama":
+        return transformers.LlamaConfig(**common)
+    if arch == "qwen3":
+        return transformers.Qwen3Config(head_dim=head_dim, **common)
+    if arch == "phi3":
+        return transformers.Phi3Config(original_max_position_embeddings=shape["max_position_embeddings"],
+                                       **common)
+    # Gemma: the attention scale is 1/sqrt(head_dim) (llama.cpp assumes it), the sliding window
+    # covers the whole context
+    gemma = {"head_dim": head_dim}
+    if arch == "gemma":
+        return transformers.GemmaConfig(**gemma, **common)
+    gemma.update(query_pre_attn_scalar=head_dim, sliding_window=shape["max_position_embeddings"])
+    if arch == "gemma2":
+        return transformers.Gemma2Config(**gemma, **common)
+    return transformers.Gemma3TextConfig(**gemma, **common)
+
+
+def _build_model(tokenizer: Any, *, seed: int, tie_word_embeddings: bool, arch: str = "llama",
+                 **shape: int) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    if arch == "gpt2":
+        eot = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+        ids: dict[str, Any] = {"bos_token_id": eot, "eos_token_id": eot}
+    else:
+        ids = {
+            "bos_token_id": tokenizer.convert_tokens_to_ids(IM_START),
+            "eos_token_id": tokenizer.convert_tokens_to_ids(IM_END),
+            "pad_token_id": tokenizer.convert_tokens_to_ids(ENDOFTEXT),
+        }
+    # the embedding matches the tokenizer exactly: exporters (GGUF) expect one row per token
+    config = tiny_config(arch, len(tokenizer), ids, tie_word_embeddings, shape)
     # fork_rng: seed the init without changing the caller's global RNG state
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
+        model = AutoModelForCausalLM.from_config(config)
     model.generation_config = GenerationConfig(**ids)
     return model.eval()
 
@@ -179,8 +229,10 @@ def build_tiny_model(
     max_position_embeddings: int = 512,
     seed: int = 0,
     tie_word_embeddings: bool = True,
+    arch: str = "llama",
 ) -> Path:
-    """Build a tiny Llama model folder: BPE tokenizer trained on `texts`, random weights.
+    """Build a tiny model folder (Llama unless `arch` says otherwise): BPE tokenizer trained on
+    `texts`, random weights.
 
     The result is deterministic for given texts, sizes and seed (same bytes on disk).
 
@@ -189,6 +241,8 @@ def build_tiny_model(
         texts: training text for the tokenizer; default: `default_texts()`.
         vocab_size: target tokenizer size; the model's vocabulary is the tokenizer's real size.
         seed: seed of the weight initialisation.
+        arch: one of `TINY_ARCHS` (`gpt2` ignores `num_kv_heads`; the Gemmas always tie the
+            embeddings, as llama.cpp requires).
 
     Returns:
         `out_dir` as a Path, holding config.json, generation_config.json, model.safetensors,
@@ -197,16 +251,20 @@ def build_tiny_model(
     Raises:
         ValueError: on inconsistent sizes or empty `texts`.
     """
-    _check_shape(vocab_size, hidden_size, num_heads, num_kv_heads)
+    if arch not in TINY_ARCHS:
+        raise ValueError(f"unknown arch {arch!r}: one of {', '.join(TINY_ARCHS)}")
+    _check_shape(vocab_size, hidden_size, num_heads, num_heads if arch == "gpt2" else num_kv_heads)
     tokenizer = train_tokenizer(
         default_texts() if texts is None else texts,
         vocab_size=vocab_size,
         model_max_length=max_position_embeddings,
+        style="gpt2" if arch == "gpt2" else "chatml",
     )
     model = _build_model(
         tokenizer,
         seed=seed,
-        tie_word_embeddings=tie_word_embeddings,
+        arch=arch,
+        tie_word_embeddings=tie_word_embeddings or arch.startswith("gemma"),
         hidden_size=hidden_size,
         num_layers=num_layers,
         num_heads=num_heads,

@@ -171,6 +171,9 @@ class LlamaCppRuntime(Runtime):
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such GGUF file", hint="pass the path of a .gguf file")
+        from mason.models.lfs import check_not_lfs_pointer
+
+        check_not_lfs_pointer(self.path)
         probe_llama_cpp(str(self.path.resolve()))
         from llama_cpp import Llama
 

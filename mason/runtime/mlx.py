@@ -50,6 +50,9 @@ class MlxRuntime(Runtime):
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise InputError(f"{folder}: no such MLX model folder", hint="pass a folder written by MASON's mlx export")
+        from mason.models.lfs import check_model_folder
+
+        check_model_folder(folder)
         self.path, self.options, self.max_kv_size = folder, dict(options), max_kv_size
         try:
             self.model, self.tokenizer = mlx_lm.load(str(folder))

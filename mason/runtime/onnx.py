@@ -35,10 +35,10 @@ def stop_ids(tokenizer: Any, extra: list[int] | tuple[int, ...] = ()) -> set[int
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
     """Token ids of the conversation with the assistant's turn opened (no implicit special tokens:
-    the template writes them)."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise MasonError("the model's tokenizer has no chat template, so it cannot chat",
-                         hint="export an instruct model, or a model trained by MASON")
+    the template writes them). A tokenizer without a chat template gets MASON's default."""
+    from mason.data.chat import ensure_chat_template
+
+    ensure_chat_template(tokenizer)
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -69,6 +69,9 @@ class OnnxRuntime(Runtime):
         if not (folder / "genai_config.json").is_file():
             raise InputError(f"{folder}: no genai_config.json, so not an onnxruntime-genai model folder",
                              hint="export the model with MASON's onnx export (export.format: onnx)")
+        from mason.models.lfs import check_model_folder
+
+        check_model_folder(folder)
         self.path, self.options, self.og = folder, dict(options), og
         self.genai_config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from mason.core.console import warn
 from mason.core.errors import InputError, MasonError, ModelNotFoundError
+from mason.data.chat import ensure_chat_template
 from mason.runtime.base import GenerationParams, GenerationResult, Runtime, require
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -93,7 +94,8 @@ class TransformersRuntime(Runtime):
     Raises:
         InputError: bad format, dtype or adapter folder.
         ModelNotFoundError: the adapter's base resolves to nothing usable here.
-        MasonError: torch/transformers/peft missing; the weights cannot be loaded; no chat template.
+        MasonError: torch/transformers/peft missing; the weights cannot be loaded.
+        InputError: no chat template and no eos token to build MASON's default one from.
     """
 
     backend = "transformers"
@@ -109,6 +111,10 @@ class TransformersRuntime(Runtime):
         require("torch", "models")
         transformers = require("transformers", "models")
         self.format, self.path = format, Path(path).expanduser()
+        if self.path.is_dir():
+            from mason.models.lfs import check_model_folder
+
+            check_model_folder(self.path)  # a clone without Git LFS: say `git lfs pull`, not "header too large"
         self.device = pick_device(device)
         self.dtype = _pick_dtype(dtype, self.device)
         self.batch_size = max(1, int(batch_size))
@@ -117,14 +123,13 @@ class TransformersRuntime(Runtime):
         source = str(self.path)
         if format == "adapter":
             source = self.base_model = self._base_source(base_model)
-        # the tokenizer first: a model without a chat template fails before the weights load
+        # the tokenizer first: one that cannot chat fails before the weights load
         has_tok = any((self.path / f).is_file() for f in _TOKENIZER_FILES)
         tok_source = str(self.path) if format == "merged" or has_tok else source
         tok = self._load(lambda: transformers.AutoTokenizer.from_pretrained(
             tok_source, trust_remote_code=trust_remote_code), tok_source)
-        if not getattr(tok, "chat_template", None):
-            raise MasonError(f"{tok_source}: the tokenizer has no chat template, so it cannot chat",
-                             hint="use an instruct model, or a folder written by MASON training")
+        # no chat template (a base model): MASON's default, the one its training saves with the model
+        ensure_chat_template(tok)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"  # decoder-only batches: prompts end where generation starts

@@ -139,11 +139,26 @@ class TrainingConfig(Section):
         False, description="Train on every token (system, user, tool turns too), not only the assistant's."
     )
     seed: int = Field(0, description="Random seed (weights init of adapters, data order).")
-    data: str | None = Field(
+    data: str | list[str] | None = Field(
         None,
-        description="A dataset file in any supported format (JSONL/JSON: OpenAI chat, ShareGPT, Alpaca, ...); "
-        "default: the `generate` task's samples.jsonl. Rows with `meta.split: eval` form the eval set.",
+        description="A dataset file in any supported format (JSONL/JSON: OpenAI chat, ShareGPT, Alpaca, ...), or a "
+        "list of files and globs (`[data/old.jsonl, logs/*.jsonl]`), relative to the YAML's folder; default: the "
+        "`generate` task's samples.jsonl. Rows with `meta.split: eval` form the eval set. Conversation logs "
+        "(`mason chat --log`) are collapsed: a row whose messages begin another row's is dropped.",
     )
+    train_eval_split: float | None = Field(
+        None, ge=0, lt=1,
+        description="Hold out this share of the rows (e.g. 0.1) as the eval set, for `data` files whose rows have no "
+                    "`meta.split`; which rows is fixed by `seed` and the rows' ids. 0 or unset: every row trains.")
+    allow_low_quality: bool = Field(
+        False, description="Train on `data` even when under 50% of its rows pass `mason validate`'s checks "
+                           "(below 70% warns either way).")
+    device: str = Field(
+        "auto", description="Where training runs: `auto` (CUDA, else Apple MPS, else the CPU), `cpu`, `cuda`, "
+                            "`cuda:N` (one GPU of several) or `mps`. Ignored under torchrun (a GPU per process).")
+    bnb_4bit_compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="`method: qlora`: the dtype the 4-bit layers compute in; `auto`: bfloat16 where the GPU "
+                            "supports it, else float16.")
     eval_steps: int | Literal["epoch"] | None = Field(
         None, description="Evaluate (eval loss, perplexity, knowledge probe) every N steps, or `epoch`: after each "
                           "epoch; default: at the end only."
@@ -206,6 +221,23 @@ class TrainingConfig(Section):
                                  "for `method: full`")
             data = {**data, "type": "sft"}
         return data
+
+    @field_validator("data")
+    @classmethod
+    def _data_files(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("data is an empty list; give at least one file or glob, or remove it")
+            if not all(isinstance(v, str) and v.strip() for v in value):
+                raise ValueError("every entry of data must be a file path or glob")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        from mason.models.device import check_device_name
+
+        return check_device_name(value)
 
     @field_validator("report_to", mode="before")
     @classmethod

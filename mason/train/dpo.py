@@ -27,12 +27,13 @@ def build_dpo_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     from transformers import EarlyStoppingCallback
     from trl import DPOConfig, DPOTrainer
 
+    from mason.train.hardware import pin_device
     from mason.train.modeling import apply_checkpointing
 
     kwargs = trainer_kwargs(cfg, out_dir, has_eval=bool(eval_rows), n_rows=len(train_rows))
     # chosen and rejected go through the model together: twice the rows, at up to max_length tokens
     apply_checkpointing(model, cfg, 2 * cfg.batch_size, cfg.max_length, bool(kwargs.get("bf16")))
-    args = DPOConfig(**kwargs, beta=cfg.dpo_beta, max_length=cfg.max_length, dataset_num_proc=None)
+    args = pin_device(DPOConfig(**kwargs, beta=cfg.dpo_beta, max_length=cfg.max_length, dataset_num_proc=None))
     callbacks = list(callbacks)
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))

@@ -14,9 +14,11 @@ torch is imported inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +48,14 @@ def cpu_bf16_speedup() -> float:
 
 
 def bf16_native() -> bool:
-    """True where bf16 matmuls are fast: CUDA with bf16, or a CPU where bf16 measures faster than fp32."""
+    """True where bf16 matmuls are fast: CUDA with bf16, or a CPU where bf16 measures faster than fp32
+    (on the device training runs on: `training.device`, see `training_device`)."""
     import torch
 
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
     from mason.models.device import device_kind
 
+    if device_kind().startswith("cuda"):
+        return bool(torch.cuda.is_bf16_supported())
     if device_kind() != "cpu":  # Apple MPS: autocast there is not measured, stay in fp32
         return False
     return cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
@@ -70,8 +73,10 @@ def free_memory_bytes() -> int | None:
     MemAvailable (Linux); None where it cannot be read."""
     import torch
 
-    if torch.cuda.is_available():
-        free, _ = torch.cuda.mem_get_info()
+    from mason.models.device import device_kind
+
+    if device_kind().startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info()  # of the current device (`training_device` sets it)
         return int(free)
     try:
         with open("/proc/meminfo", encoding="utf-8") as f:
@@ -136,6 +141,55 @@ def choose_checkpointing(setting: bool | str, model: Any, batch: int, length: in
         return CheckpointingChoice(True, f"gradient checkpointing on: training needs ~{_gib(need)} "
                                          f"(activations ~{_gib(acts)}) of {_gib(free)} free")
     return CheckpointingChoice(False, f"no gradient checkpointing: ~{_gib(need)} needed of {_gib(free)} free")
+
+
+@contextlib.contextmanager
+def training_device(setting: str | None) -> Iterator[str]:
+    """Train on `setting` (`training.device`) while the block runs: `device_kind()` answers it inside
+    (model dtype, bf16, free memory, `use_cpu`), and a `cuda:N` becomes torch's current CUDA device
+    (where 4-bit weights load). Under torchrun each process keeps its own GPU: the setting is ignored.
+
+    Raises:
+        InputError: a device this machine does not have (the message lists the ones it has).
+    """
+    from mason.core import distributed
+    from mason.models.device import use_device
+
+    if distributed.world_size() > 1:
+        if setting not in (None, "auto"):
+            from mason.core.console import warn
+
+            warn(f"training.device: {setting} is ignored under torchrun: each process trains on its own GPU")
+        yield "auto"
+        return
+    with use_device(setting) as device:
+        if setting not in (None, "auto"):
+            from mason.core.console import info
+
+            info(f"  device: {device}")
+        if device.startswith("cuda:"):
+            import torch
+
+            torch.cuda.set_device(device)
+        yield device
+
+
+def pin_device(args: Any) -> Any:
+    """Make transformers `TrainingArguments` train on the `cuda:N` of `training_device`: on its own,
+    a single process trains on cuda:0 and spreads batches over every visible GPU (DataParallel).
+    Other devices are left to transformers (`use_cpu` covers the CPU). Returns `args`."""
+    from mason.core import distributed
+    from mason.models.device import device_kind
+
+    device = device_kind()
+    if not device.startswith("cuda:") or distributed.world_size() > 1:
+        return args
+    import torch
+
+    torch.cuda.set_device(device)  # building the arguments selected cuda:0; accelerate follows the current one
+    args.__dict__["_setup_devices"] = torch.device(device)  # the cached property `args.device` reads
+    args._n_gpu = 1
+    return args
 
 
 def peak_rss_mb() -> float:

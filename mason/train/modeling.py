@@ -24,9 +24,19 @@ def _dtype(base: BaseModelConfig, method: str) -> Any:
     if base.dtype != "auto":
         return getattr(torch, base.dtype)
     # fp32 master weights on CPU: fp16/bf16 weights with an fp32 optimizer are a GPU trade-off
-    if device_kind() == "cuda" and method != "full" and torch.cuda.is_bf16_supported():
+    if device_kind().startswith("cuda") and method != "full" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+def compute_dtype(setting: str) -> Any:
+    """The torch dtype of `training.bnb_4bit_compute_dtype`: `auto` is bfloat16 where the GPU has it
+    (Ampere and newer), else float16 (bf16 is emulated, or missing, on older GPUs)."""
+    import torch
+
+    if setting != "auto":
+        return getattr(torch, setting)
+    return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
 
 
 def check_method(cfg: TrainingConfig) -> None:
@@ -36,7 +46,7 @@ def check_method(cfg: TrainingConfig) -> None:
         MasonError: qlora without CUDA or bitsandbytes; unsloth without unsloth or an NVIDIA GPU.
     """
     if cfg.method == "qlora":
-        if device_kind() != "cuda":
+        if not device_kind().startswith("cuda"):
             raise MasonError(
                 "method: qlora needs an NVIDIA GPU (bitsandbytes 4-bit kernels); this machine has none",
                 hint="use `method: lora` on CPU/MPS",
@@ -46,14 +56,19 @@ def check_method(cfg: TrainingConfig) -> None:
     if cfg.use_unsloth == "require":
         from mason.train.unsloth_backend import check_unsloth
 
-        check_unsloth(device_kind())
+        check_unsloth(device_kind().split(":")[0])
 
 
 def load_tokenizer(source: str, base: BaseModelConfig) -> Any:
-    """The tokenizer, with a pad token (eos when the model has none) and right padding."""
+    """The tokenizer, with a pad token (eos when the model has none), right padding, and a chat
+    template (MASON's default when the model has none: `mason.data.chat.ensure_chat_template`;
+    it is saved with the adapter and the merged model)."""
     from transformers import AutoTokenizer
 
+    from mason.data.chat import ensure_chat_template
+
     tok = AutoTokenizer.from_pretrained(source, revision=base.revision, trust_remote_code=base.trust_remote_code)
+    ensure_chat_template(tok)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
@@ -71,12 +86,11 @@ def load_model(source: str, base: BaseModelConfig, cfg: TrainingConfig) -> Any:
     kwargs: dict[str, Any] = {"revision": base.revision, "trust_remote_code": base.trust_remote_code,
                               "dtype": _dtype(base, cfg.method)}
     if cfg.method == "qlora":
-        import torch
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_compute_dtype=compute_dtype(cfg.bnb_4bit_compute_dtype),
         )
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -142,7 +156,7 @@ def prepare(base: BaseModelConfig, base_dir: Path, cfg: TrainingConfig, init_fro
     source = model_source(base, base_dir)
     from mason.train.unsloth_backend import wants_unsloth
 
-    if wants_unsloth(cfg.use_unsloth, device_kind()):
+    if wants_unsloth(cfg.use_unsloth, device_kind().split(":")[0]):
         from mason.train.unsloth_backend import load_with_unsloth
 
         return load_with_unsloth(source, base, cfg, init_from)

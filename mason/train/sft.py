@@ -114,10 +114,11 @@ def _log_speed(bf16: bool, cfg: TrainingConfig, packed: bool) -> None:
     import torch
 
     from mason.core.console import info
+    from mason.models.device import device_kind
     from mason.train.hardware import cpu_bf16_speedup
 
     why = ""
-    if cfg.bf16 == "auto" and not torch.cuda.is_available():
+    if cfg.bf16 == "auto" and device_kind() == "cpu":
         why = f" (bf16 matmul measured {cpu_bf16_speedup():.1f}x fp32 on this CPU)"
     padded = "length-grouped" if cfg.group_by_length else "padded"
     batches = ((f"packed where cheaper than {padded}" if cfg.packing == "auto" else "packed") if packed
@@ -136,7 +137,7 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
     from mason.train.fast import fast_trainer_class
-    from mason.train.hardware import use_bf16
+    from mason.train.hardware import pin_device, use_bf16
     from mason.train.modeling import apply_checkpointing
     from mason.train.packing import PackCollator, PadCollator
 
@@ -154,7 +155,7 @@ def build_sft_trainer(model: Any, tokenizer: Any, train_rows: list[dict], eval_r
     _log_speed(kwargs["bf16"], cfg, packed)
     longest = max((len(r["input_ids"]) for r in train_rows), default=cfg.max_length)
     apply_checkpointing(model, cfg, cfg.batch_size, min(longest, cfg.max_length), kwargs["bf16"])
-    args = TrainingArguments(**kwargs)
+    args = pin_device(TrainingArguments(**kwargs))
     callbacks = list(callbacks)
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))

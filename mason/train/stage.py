@@ -38,41 +38,81 @@ METRICS, STATE, DONE = "metrics.jsonl", "train_state.json", "done.json"
 
 
 def _data_paths(cfg: TrainingConfig) -> list[str]:
-    paths = [cfg.data] if cfg.data else []
+    """Every dataset entry of your own (`data` files and globs, stage files), in order."""
+    paths = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data or [])
     for s in cfg.stages or []:
         if isinstance(s.data, str):
             paths.append(s.data)
         elif isinstance(s.data, DataFilter) and s.data.path:
             paths.append(s.data.path)
-    return paths
+    return list(dict.fromkeys(paths))
 
 
 def fingerprint(cfg: TrainingConfig, base_dir: Path) -> dict[str, Any]:
-    """Dataset files outside the workspace (`data`, stage data paths): their sha256, so an edit re-trains."""
-    out = {}
+    """Dataset files outside the workspace (`data`, stage data paths): their sha256, so an edit re-trains;
+    for a glob, the sha256 of each file it matches, so a new chat log re-trains too."""
+    from mason.data.samples import expand, is_glob
+
+    out: dict[str, Any] = {}
     for p in _data_paths(cfg):
-        path = Path(p).expanduser()
-        path = path if path.is_absolute() else base_dir / path
-        out[p] = file_sha256(path) if path.is_file() else "missing"
+        files = expand(p, base_dir)
+        if is_glob(p):
+            out[p] = {str(f): file_sha256(f) for f in files} or "missing"
+        else:
+            out[p] = file_sha256(files[0]) if files[0].is_file() else "missing"
     return out
 
 
-def stage_samples(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig) -> list[Any]:
-    """The samples of one stage: its own file, a filter of a file, or the whole dataset.
+def stage_data(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig) -> Any:
+    """The `TrainingData` of one stage: its own file, a filter of a file, or the whole dataset
+    (conversation logs collapsed, `train_eval_split` held out; see `mason.data.samples`).
 
     Raises:
-        InputError, DatasetFileError: missing dataset, malformed row, filter matching nothing.
+        InputError, DatasetFileError: missing dataset, glob matching nothing, malformed row, filter
+            matching nothing.
     """
-    from mason.data.samples import dataset_path, load_samples, select
+    from mason.data.samples import load_training_data, select
 
     data, tasks = stage.data, None
     if isinstance(data, DataFilter):
         data, tasks = data.path, data.task
-    path = dataset_path(data if data is not None else cfg.data, ctx.base_dir, ctx.inputs)
     try:
-        return select(load_samples(path), tasks)
+        loaded = load_training_data(data if data is not None else cfg.data, ctx.base_dir, ctx.inputs,
+                                    eval_split=cfg.train_eval_split, seed=cfg.seed)
+        loaded.samples = select(loaded.samples, tasks)
     except InputError as e:
         raise InputError(f"stage '{stage.name}': {e.message}", hint=e.hint) from None
+    return loaded
+
+
+def stage_samples(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig) -> list[Any]:
+    """The samples of one stage (see `stage_data`)."""
+    return stage_data(ctx, cfg, stage).samples
+
+
+def check_data_quality(ctx: TaskContext, cfg: TrainingConfig) -> dict[str, Any] | None:
+    """The quality gate on your own data files (`data`, stage files): `mason validate`'s checks;
+    warns under 70% clean rows, stops under 50% unless `allow_low_quality` (`mason.data.gate`).
+
+    Returns:
+        rows, clean rows and their share for the report; None when every row is generated.
+    Raises:
+        InputError: under 50% clean without `allow_low_quality`; a glob matching nothing.
+        DatasetFileError: a file is missing or unreadable.
+    """
+    from mason.data.gate import fix_hint, quality_gate
+    from mason.data.samples import dataset_paths
+
+    entries = _data_paths(cfg)
+    if not entries:
+        return None
+    paths = dataset_paths(entries, ctx.base_dir, ctx.inputs)
+    gate = quality_gate(paths, allow_low_quality=cfg.allow_low_quality)
+    if gate.level != "ok" and distributed.is_main():
+        below = "under 50%, training anyway (allow_low_quality)" if gate.level == "low" else "under 70%"
+        warn(f"training data quality {gate.quality:.0%} clean ({below}): {gate.message()}")
+        warn(f"  fix: {fix_hint()}")
+    return gate.summary()
 
 
 # --------------------------------------------------------------------------- one stage
@@ -90,6 +130,7 @@ class StageOutcome:
     weights: str
     metrics: dict[str, float] = field(default_factory=dict)
     resumed_from: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # files, rows from chat logs, collapsed, held out
 
 
 def _encode(cfg: TrainingConfig, samples: list[Any], tokenizer: Any) -> list[dict]:
@@ -224,6 +265,19 @@ def _save_outputs(ctx: TaskContext, cfg: TrainingConfig, model: Any, tok: Any, s
     return weights
 
 
+def _log_data(loaded: Any) -> None:
+    """One line on what loading did to the rows (conversation logs collapsed, rows held out), if anything."""
+    done = []
+    if loaded.collapsed:
+        done.append(f"{loaded.collapsed} conversation-log row(s) collapsed into the longer conversation they begin")
+    if loaded.from_chat_logs:
+        done.append(f"{loaded.from_chat_logs} row(s) from chat logs")
+    if loaded.held_out:
+        done.append(f"{loaded.held_out} row(s) held out for evaluation (train_eval_split)")
+    if done:
+        info(f"  data: {'; '.join(done)}")
+
+
 def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_dir: Path,
               init_from: Path | None, prefix: str) -> StageOutcome:
     """Train one stage from `init_from` (the previous stage's weights; None = the base model).
@@ -238,13 +292,15 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
     from mason.train.modeling import prepare, trainable_state
 
     scfg = cfg.for_stage(stage)
-    train, evals = split(stage_samples(ctx, cfg, stage))
+    loaded = stage_data(ctx, cfg, stage)
+    train, evals = split(loaded.samples)
+    _log_data(loaded)
     if scfg.eval_steps and not evals:
         warn(f"stage '{stage.name}': eval_steps is set but no sample has meta.split = eval; no evaluation")
     from mason.train.mlx_backend import resolve_backend
 
     if resolve_backend(scfg) == "mlx":
-        return _run_stage_mlx(ctx, scfg, stage, stage_dir, init_from, prefix, train, evals)
+        return _run_stage_mlx(ctx, scfg, stage, stage_dir, init_from, prefix, train, evals, loaded.summary())
     model, tok = prepare(ctx.pipeline.base_model, ctx.base_dir, scfg, init_from)
     if scfg.replay and scfg.type == "sft":
         from mason.train.replay import replay_samples
@@ -275,7 +331,8 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
     state = trainer.state
     tokens = int(state.num_input_tokens_seen) or sum(len(r.get("input_ids", ())) for r in rows[0])
     outcome = StageOutcome(stage.name, len(train), len(evals), int(state.global_step), tokens,
-                           str(weights.relative_to(ctx.out_dir)), metrics, ckpt.name if ckpt else None)
+                           str(weights.relative_to(ctx.out_dir)), metrics, ckpt.name if ckpt else None,
+                           loaded.summary())
     if main:
         atomic_write_json(stage_dir / DONE, outcome.__dict__)
     distributed.barrier()  # the next stage (on every process) starts from the weights saved above
@@ -283,7 +340,8 @@ def run_stage(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_d
 
 
 def _run_stage_mlx(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, stage_dir: Path,
-                   init_from: Path | None, prefix: str, train: list[Any], evals: list[Any]) -> StageOutcome:
+                   init_from: Path | None, prefix: str, train: list[Any], evals: list[Any],
+                   data: dict[str, Any] | None = None) -> StageOutcome:
     """One stage on the MLX backend (`mason.train.mlx_backend`): from the base model or the previous
     stage's fused model, to this stage's fused `merged/`."""
     from mason.models import model_source
@@ -300,7 +358,7 @@ def _run_stage_mlx(ctx: TaskContext, cfg: TrainingConfig, stage: StageConfig, st
     if cfg.test_prompts:
         info("  test_prompts are answered on the transformers path only; skipped on MLX")
     outcome = StageOutcome(stage.name, len(train), len(evals), result["steps"], result["tokens"],
-                           str((stage_dir / "merged").relative_to(ctx.out_dir)), result["metrics"])
+                           str((stage_dir / "merged").relative_to(ctx.out_dir)), result["metrics"], data=data or {})
     atomic_write_json(stage_dir / DONE, outcome.__dict__)
     return outcome
 
@@ -315,7 +373,8 @@ def _load_done(stage_dir: Path) -> StageOutcome | None:
     return StageOutcome(**json.loads(path.read_text(encoding="utf-8")))
 
 
-def _finish(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome]) -> TaskResult:
+def _finish(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome],
+            quality: dict[str, Any] | None = None) -> TaskResult:
     from mason.core.io import copy_folder
 
     last = outcomes[-1]
@@ -337,11 +396,13 @@ def _finish(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome])
         "tokens": sum(o.tokens for o in outcomes),
         "stages": len(outcomes),
     }
-    files += _write_reports(ctx, cfg, outcomes)
+    files += _write_reports(ctx, cfg, outcomes, quality)
     metrics = dict(last.metrics)
     metrics["first_loss"] = outcomes[0].metrics.get("first_loss", metrics.get("first_loss", float("nan")))
     metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
     details = {"version": VERSION, "stages": [o.__dict__ for o in outcomes], "method": cfg.method, "type": cfg.type}
+    if quality:
+        details["data_quality"] = quality
     return TaskResult(counts=counts, metrics=metrics, files=files, details=details)
 
 
@@ -356,7 +417,8 @@ def _curation_counts(ctx: TaskContext) -> dict[str, int]:
             if isinstance(summary.get(k), int)}
 
 
-def _write_reports(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome]) -> list[str]:
+def _write_reports(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOutcome],
+                   quality: dict[str, Any] | None = None) -> list[str]:
     """The train report (JSON, Markdown, HTML with charts) of every stage, beside its weights."""
     from mason.train.history import read_history
     from mason.train.report import write_report
@@ -373,6 +435,8 @@ def _write_reports(ctx: TaskContext, cfg: TrainingConfig, outcomes: list[StageOu
             summary["peak_RSS_MiB"] = round(o.metrics["peak_rss_mb"])
         if curation:
             summary["curation"] = curation
+        if o.data or quality:  # the files read, rows from chat logs, collapsed, held out; `mason validate`'s share
+            summary["data"] = {**o.data, **({"quality": quality} if quality else {})}
         paths = write_report(history, summary, folder)
         if not cfg.stages:
             written += [p.relative_to(ctx.out_dir).as_posix() for k, p in paths.items() if not k.startswith("chart_")]
@@ -386,9 +450,18 @@ def run(ctx: TaskContext) -> TaskResult:
         counts (train_samples, eval_samples, steps, tokens, stages) and metrics (first_loss,
         final_loss, best_eval_loss, perplexity, adapter_change, DPO reward margins).
     Raises:
-        InputError, ModelNotFoundError, MasonError: see `run_stage`.
+        InputError, ModelNotFoundError, MasonError: see `run_stage` and `check_data_quality`; a
+            `device` this machine does not have.
     """
+    from mason.train.hardware import training_device
+
     cfg: TrainingConfig = ctx.section
+    quality = check_data_quality(ctx, cfg)
+    with training_device(cfg.device):
+        return _run(ctx, cfg, quality)
+
+
+def _run(ctx: TaskContext, cfg: TrainingConfig, quality: dict[str, Any] | None) -> TaskResult:
     stages = cfg.stage_list()
     multi = cfg.stages is not None
     only = (ctx.options.get("select") or {}).get("training")  # `mason run pipeline.yaml training:NAME`
@@ -425,4 +498,4 @@ def run(ctx: TaskContext) -> TaskResult:
                           files=[METRICS, STATE] + [f"stages/{o.name}" for o in outcomes],
                           details={"version": VERSION, "stages": [o.__dict__ for o in outcomes],
                                    "stopped_after": outcomes[-1].name}, partial=True)
-    return _finish(ctx, cfg, outcomes)
+    return _finish(ctx, cfg, outcomes, quality)

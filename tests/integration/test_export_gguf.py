@@ -229,13 +229,13 @@ def test_other_architectures(tiny_model_dir: Path, work: Path, arch: str) -> Non
 
 
 def test_unsupported_architecture_writes_nothing(tiny_model_dir: Path, work: Path) -> None:
-    model_dir = work / "gpt2-like"
+    model_dir = work / "bloom-like"
     shutil.copytree(tiny_model_dir, model_dir)
     config = json.loads((model_dir / "config.json").read_text())
-    (model_dir / "config.json").write_text(json.dumps(config | {"architectures": ["GPT2LMHeadModel"]}))
-    out = work / "gpt2-out"
+    (model_dir / "config.json").write_text(json.dumps(config | {"architectures": ["BloomForCausalLM"]}))
+    out = work / "bloom-out"
     out.mkdir()
-    with pytest.raises(MasonError, match="does not support the architecture GPT2LMHeadModel") as e:
+    with pytest.raises(MasonError, match="does not support the architecture BloomForCausalLM") as e:
         GGUFExporter().export(ExportJob(model_dir, out, {"quantization": "q8_0"}))
     assert "Qwen2ForCausalLM" in (e.value.hint or "")
     assert list(out.iterdir()) == []

@@ -72,6 +72,7 @@ def test_dpo_needs_preference_samples(tmp_path, tiny_model_dir):
     data = tmp_path / "sft.jsonl"
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"},
                                              {"role": "assistant", "content": "Hello."}]}) + "\n")
-    cfg = TrainingConfig(type="dpo", data=str(data), max_steps=1, batch_size=2)
+    # allow_low_quality: the one-word answer would stop the quality gate before the DPO check
+    cfg = TrainingConfig(type="dpo", data=str(data), max_steps=1, batch_size=2, allow_low_quality=True)
     with pytest.raises(InputError, match=r"sft\.jsonl:1 .*needs preference samples"):
         stage.run(ctx_for(tmp_path, tiny_model_dir, cfg, []))

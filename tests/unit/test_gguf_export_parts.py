@@ -76,8 +76,8 @@ def test_model_shape_reads_transformers5_and_older_configs() -> None:
 
 def test_unsupported_architecture_is_named_with_the_supported_ones() -> None:
     with pytest.raises(MasonError) as e:
-        model_shape(LLAMA_CONFIG | {"architectures": ["GPT2LMHeadModel"]})
-    assert "GPT2LMHeadModel" in e.value.message
+        model_shape(LLAMA_CONFIG | {"architectures": ["BloomForCausalLM"]})
+    assert "BloomForCausalLM" in e.value.message
     assert all(a in (e.value.hint or "") for a in SUPPORTED_ARCHITECTURES)
 
 

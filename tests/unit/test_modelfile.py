@@ -183,3 +183,64 @@ def test_write_modelfile_without_translation(tmp_path: Path, tiny_model_dir: Pat
     tok.chat_template = MISTRAL_V1
     with pytest.raises(MasonError, match="rejects system messages"):
         write_modelfile(tmp_path / "m.gguf", tok, tmp_path / "Modelfile", system_prompt="Be brief.")
+
+
+PHI3 = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + "
+    "'<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+GEMMA2_REAL = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+GEMMA3_REAL = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == "assistant") -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+"""
+
+
+def test_phi3_and_gemma_templates() -> None:
+    phi3 = translate_chat_template(PHI3, bos_token="<s>", eos_token="<|endoftext|>")
+    assert phi3.family == "phi3" and "<|end|>" in phi3.stop
+    _same(PHI3, CONVERSATION, bos="<s>", eos="<|endoftext|>", add_bos=False)
+    gemma2 = translate_chat_template(GEMMA2_REAL, bos_token="<bos>", eos_token="<eos>", add_bos=True)
+    assert (gemma2.family, gemma2.supports_system) == ("gemma", False)
+    _same(GEMMA2_REAL, NO_SYSTEM, bos="<bos>", eos="<eos>", add_bos=True)
+    gemma3 = translate_chat_template(GEMMA3_REAL, bos_token="<bos>", eos_token="<eos>", add_bos=True)
+    assert (gemma3.family, gemma3.supports_system) == ("gemma", True)
+    _same(GEMMA3_REAL, CONVERSATION, bos="<bos>", eos="<eos>", add_bos=True)
+    # the Modelfile's SYSTEM opens the first user turn, as the Jinja template puts a system message
+    system = {"role": "system", "content": "Be brief."}
+    expected = render_chat_template(GEMMA3_REAL, [system, *NO_SYSTEM], bos_token="<bos>", eos_token="<eos>")
+    assert "<bos>" + render_ollama_template(gemma3.template, NO_SYSTEM, system="Be brief.") == expected
