@@ -3,6 +3,7 @@
     import mason
     pipeline = mason.Pipeline.from_yaml("pipeline.yaml")
     summary = pipeline.run()                 # or pipeline.run(tasks=["ingest"])
+    mason.tuning.run(plan)                   # tune from traces and datasets (see mason.tuning)
 
 Importing `mason` is cheap: no torch, no folders created, no config read.
 """
@@ -27,12 +28,17 @@ _CONFIGS = {
     "ExportConfig": "mason.export.config",
 }
 
-__all__ = sorted(_API | set(_CONFIGS) | {"__version__"})
+#: subpackages reachable as attributes without importing them first (`mason.tuning.run(plan)`)
+_SUBPACKAGES = {"tuning"}
+
+__all__ = sorted(_API | set(_CONFIGS) | _SUBPACKAGES | {"__version__"})
 
 
 def __getattr__(name: str) -> Any:
     import importlib
 
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"mason.{name}")
     if name in _API:
         return getattr(importlib.import_module("mason.api"), name)
     if name in _CONFIGS:
