@@ -288,6 +288,12 @@ class Runner:
             stages={name: TASKS[name].entry() for name in item.spec.calls if TASKS[name].available},
         )
 
+    def execute(self, item: PlannedTask, tracker: Any, run_id: str, *, show_progress: bool = True,
+                options: dict[str, Any] | None = None) -> TaskOutcome:
+        """Execute one planned task inside a run the caller holds (its tracker run and workspace lock):
+        what an orchestrator that runs tasks as part of its own run (`mason.tuning`) calls."""
+        return self._execute(item, tracker, run_id, show_progress, dict(options or {}))
+
     def _execute(self, item: PlannedTask, tracker: Any, run_id: str, show_progress: bool,
                  options: dict[str, Any]) -> TaskOutcome:
         name, key = item.name, item.key

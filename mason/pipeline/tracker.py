@@ -402,11 +402,12 @@ class Tracker:
 
     def add_lineage(self, child_key: str, parent_key: str) -> None:
         """Record that artifact `child_key` was made from `parent_key` (recorded once)."""
+        self.add_lineages([(child_key, parent_key)])
+
+    def add_lineages(self, pairs: list[tuple[str, str]]) -> None:
+        """`add_lineage` for many (child, parent) pairs in one transaction (per-sample lineage)."""
         with self._write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO lineage (child_key, parent_key) VALUES (?, ?)",
-                (child_key, parent_key),
-            )
+            conn.executemany("INSERT OR IGNORE INTO lineage (child_key, parent_key) VALUES (?, ?)", pairs)
 
     # ------------------------------------------------------------------ reads
 

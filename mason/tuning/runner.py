@@ -196,10 +196,9 @@ def _run_phase(phase: Phase, plan_name: str, ws: Workspace, base_dir: Path, trac
             ctx.add_lineage(key, ctx.data_key)
             if isinstance(records, list):
                 ctx.add_lineage(ctx.data_key, f"records:{records_hash(records)}")
-            for item in lineage:
-                ctx.add_lineage(ctx.data_key, f"sample:{item['sample']}")
-                for trace in item["traces"]:
-                    ctx.add_lineage(f"sample:{item['sample']}", f"trace:{trace}")
+            pairs = [(ctx.data_key, f"sample:{item['sample']}") for item in lineage]
+            pairs += [(f"sample:{item['sample']}", f"trace:{t}") for item in lineage for t in item["traces"]]
+            tracker.add_lineages(pairs)  # one transaction for every sample
         for name, value in counts.items():
             ctx.log_metric(name, value)
         if fetch:

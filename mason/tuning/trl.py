@@ -71,7 +71,7 @@ class _TrainingOptimizer:
         outcome = None
         for item in runner.plan(["training"], force=ctx.force):
             # the training task runs inside the plan's tracker run (the plan holds the workspace lock)
-            outcome = runner._execute(item, ctx.tracker, ctx.run_id, ctx.show_progress, dict(_OPTIONS))
+            outcome = runner.execute(item, ctx.tracker, ctx.run_id, show_progress=ctx.show_progress, options=_OPTIONS)
         if outcome is None or outcome.out_dir is None:
             raise MasonError("the training task did not run")
         if ctx.data_key:
