@@ -1,7 +1,9 @@
-"""The ingest stage: a folder of documents -> documents.jsonl + chunks.jsonl.
+"""The ingest stage: folders of documents and web sites -> documents.jsonl + chunks.jsonl.
 
-Importing this package is cheap: parsers, markitdown and pypdfium2 load only when
-`ingest_documents` is first used.
+Owns file selection (`files`), the sources and the parse cache (`sources`), the parsers of every
+format (`parsers`, OCR included), web sources (`web`: fetch, crawl, main-text extraction) and the
+chunker. Importing this package is cheap: parsers, markitdown, pypdfium2, trafilatura and the OCR
+engine load only when `ingest_documents` is first used.
 """
 
 from __future__ import annotations

@@ -1,36 +1,39 @@
-"""The ingest stage: a folder of documents -> documents.jsonl + chunks.jsonl.
+"""The ingest stage: the documents of local folders and web sites -> documents.jsonl + chunks.jsonl.
 
 Crash safety: documents are processed one at a time in a fixed order. For each document its
 chunks are appended to chunks.jsonl and fsynced, then its row is appended to documents.jsonl
 and fsynced; that row is the commit marker. A resumed run keeps the committed documents, cuts
 chunks.jsonl back to the end of the last committed document's chunks and goes on with the next
-files, so a run killed at any moment and resumed writes the same bytes as one never killed.
+files, so a run killed at any moment and resumed writes the same bytes as one never killed
+(web pages come back from the crawl cache in the same order).
 
-Parsing is the expensive part, so each parsed document is cached by content hash in
-`cache_dir/parsed/`: an unchanged file is never parsed twice, whatever its name or the
-chunking settings.
+Which documents there are, and parsing them through the parse cache, is `mason.ingest.sources`;
+which files of a folder count is `mason.ingest.files`; web pages are `mason.ingest.web`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mason.core.console import progress, warn
+from mason.core.console import info, progress, warn
 from mason.core.errors import InputError
-from mason.core.hashing import file_sha256
-from mason.core.io import JsonlWriter, atomic_write_json, iter_jsonl, repair_jsonl_tail, truncate_file
+from mason.core.io import JsonlWriter, iter_jsonl, repair_jsonl_tail, truncate_file
 from mason.core.task import TaskContext, TaskResult
 from mason.ingest.chunker import chunk_document, count_tokens
 from mason.ingest.config import IngestConfig
-from mason.ingest.parsers import SKIP_KINDS, ParsedDocument, ParseError, get_parser, parse_document
+from mason.ingest.files import listing, select_files, source_folder
+from mason.ingest.parsers import SKIP_KINDS, ParseError, using_options
+from mason.ingest.sources import Collected, Item, collect, options_tag, parse_item, parse_options
 
-VERSION = "1"
+__all__ = ["VERSION", "fingerprint", "ingest_documents", "run", "select_files", "source_folder"]
+
+VERSION = "2"
 """Version of the ingest output (parsers + chunker). Bump it whenever the bytes written for the
 same input change: it is part of the parse-cache file names and of `fingerprint`."""
 
@@ -39,161 +42,24 @@ CHUNKS = "chunks.jsonl"
 WORKSPACE_DIR = ".mason"
 
 
-# ---------------------------------------------------------------- file selection
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a glob (`*`, `?`, `[..]`, `**` across folders) into a full-path regex."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and (close := pattern.find("]", i + 2)) != -1:
-            body = pattern[i + 1 : close]
-            body = "^" + body[1:] if body.startswith("!") else body
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = close
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-class _Excluder:
-    """`exclude` patterns: a pattern matches the relative path, any of its parent folders
-    (`drafts` skips everything under drafts/), or, without a `/`, the file name at any depth
-    (`*.tmp`)."""
-
-    def __init__(self, patterns: list[str]):
-        self.rules = []
-        for p in patterns:
-            p = p.strip().removeprefix("./").strip("/")
-            if p:
-                self.rules.append((_glob_regex(p), "/" not in p))
-
-    def __call__(self, rel: str) -> bool:
-        parts = rel.split("/")
-        prefixes = ["/".join(parts[: k + 1]) for k in range(len(parts))]
-        for rx, name_only in self.rules:
-            if any(rx.match(p) for p in prefixes) or (name_only and any(rx.match(x) for x in parts)):
-                return True
-        return False
-
-
-def source_folder(cfg: IngestConfig, base_dir: Path) -> Path:
-    """The documents folder (or single file) of `cfg`, resolved against `base_dir`.
-
-    Raises InputError when it does not exist.
-    """
-    path = Path(cfg.path).expanduser()
-    root = (path if path.is_absolute() else Path(base_dir) / path).resolve()
-    if not root.exists():
-        raise InputError(
-            f"documents folder not found: {root}",
-            hint=(
-                f"create it and put your documents there, or set `knowledge_source.path` "
-                f"(relative paths resolve against {Path(base_dir).resolve()})"
-            ),
-        )
-    return root
-
-
-def _is_saved_page_asset(rel_parts: list[str], root: Path) -> bool:
-    """Inside `page_files/` next to `page.html`: the images/scripts of a saved web page."""
-    for k, part in enumerate(rel_parts[:-1]):
-        if part.endswith("_files"):
-            parent = root.joinpath(*rel_parts[:k])
-            stem = part[: -len("_files")]
-            if any((parent / f"{stem}{ext}").is_file() for ext in (".html", ".htm", ".xhtml")):
-                return True
-    return False
-
-
-def select_files(cfg: IngestConfig, base_dir: Path) -> tuple[Path, list[Path]]:
-    """The documents to ingest: (folder, files sorted by relative path).
-
-    Skips hidden files and folders (including the `.mason` workspace), Office lock files
-    (`~$x.docx`), the asset folders of saved web pages, and `exclude` matches.
-    Raises InputError when the folder does not exist.
-    """
-    root = source_folder(cfg, base_dir)
-    if root.is_file():
-        return root.parent, [root]
-    include = _glob_regex(cfg.glob.strip().removeprefix("./"))
-    excluded = _Excluder(cfg.exclude)
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        # prune in place so os.walk never descends into hidden folders (.git, .mason, ...)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not excluded(prefix + d)]
-        for name in filenames:
-            rel = prefix + name
-            if name.startswith((".", "~$")) or not include.match(rel) or excluded(rel):
-                continue
-            if "_files/" in rel and _is_saved_page_asset(rel.split("/"), root):
-                continue
-            found.append((rel, Path(dirpath) / name))
-    found.sort(key=lambda item: item[0])
-    return root, [p for _, p in found]
-
-
 def fingerprint(cfg: IngestConfig, base_dir: Path) -> dict:
     """A cheap description of the input: selected files with size and mtime (no hashing).
 
-    Returns {"version", "files": [[relative path, size, mtime_ns], ...]}; the runner puts it in
-    the task key so adding, removing or touching a document changes the key.
-    Raises InputError when the folder does not exist.
+    One local source: {"version", "files": [[relative path, size, mtime_ns], ...]}; several (or
+    web): {"version", "sources": [...]}, a web source standing for itself, or for "now" when it
+    has `refresh` (so it runs again each time). Raises InputError when a folder does not exist.
     """
-    root, files = select_files(cfg, base_dir)
-    listing = []
-    for p in files:
-        st = p.stat()
-        listing.append([p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
-    return {"version": VERSION, "files": listing}
-
-
-# ---------------------------------------------------------------- parse cache
-
-
-def _cache_file(cache_dir: Path, sha256: str, parser_name: str) -> Path:
-    safe = re.sub(r"[^\w.-]", "_", parser_name)
-    return Path(cache_dir) / "parsed" / f"{sha256}-{safe}-{VERSION}.json"
-
-
-def _load_cached(path: Path) -> ParsedDocument | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return ParsedDocument(text=data["text"], title=data["title"], pages=data["pages"], parser=data["parser"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # missing or damaged cache entry: parse again
-
-
-def _parse_cached(path: Path, sha256: str, cfg: IngestConfig, cache_dir: Path | None) -> tuple[ParsedDocument, bool]:
-    """(parsed document, came from cache). Raises ParseError."""
-    name = get_parser(path, pdf_parser=cfg.pdf_parser).name
-    entry = _cache_file(cache_dir, sha256, name) if cache_dir is not None else None
-    if entry is not None and (cached := _load_cached(entry)) is not None:
-        return cached, True
-    doc = parse_document(path, pdf_parser=cfg.pdf_parser)
-    if entry is not None:
-        try:
-            record = {"text": doc.text, "title": doc.title, "pages": doc.pages, "parser": doc.parser}
-            atomic_write_json(entry, record, indent=None)
-        except OSError as e:  # a cache that cannot be written only costs time, never the document
-            warn(f"cannot write the parse cache {entry.parent}: {e.strerror or e}")
-    return doc, False
+    if not cfg.sources and cfg.type == "local":
+        root, files = select_files(cfg, base_dir)
+        return {"version": VERSION, "files": listing(root, files)}
+    parts: list[Any] = []
+    for src in cfg.source_list():
+        if src.type == "local":
+            root, files = select_files(src, base_dir)
+            parts.append({"files": listing(root, files)})
+        else:
+            parts.append({"web": time.time_ns() if src.refresh else None})
+    return {"version": VERSION, "sources": parts}
 
 
 # ---------------------------------------------------------------- resume
@@ -265,6 +131,9 @@ class _Tally:
     parsed: int = 0
     from_cache: int = 0
     resumed: int = 0
+    web_pages: int = 0
+    ocr_pages: int = 0
+    ocr_seconds: float = 0.0
 
     def add(self, row: dict[str, Any], chunks: list[dict] | None = None, cached: bool = False) -> None:
         """Count one document: committed earlier (`chunks` None) or written by this run."""
@@ -272,58 +141,70 @@ class _Tally:
         self.chunks += int(row["n_chunks"])
         self.characters += int(row["n_chars"])
         self.pages += int(row["pages"] or 0)
+        self.web_pages += "url" in row
         if chunks is not None:
             self.chunk_tokens += sum(c["n_tokens"] for c in chunks)
             self.from_cache += cached
             self.parsed += not cached
 
 
-def _ingest_one(path: Path, rel: str, cfg: IngestConfig, cache_dir: Path | None) -> tuple[dict, list[dict], bool]:
-    """Parse (or load from cache) and chunk one file: (document row, chunks, from cache).
+def _overlaps(spans: tuple[tuple[int, int], ...], start: int, end: int) -> bool:
+    return any(a < end and start < b for a, b in spans)
 
-    Raises ParseError for a file that gives no usable text.
+
+def _ingest_one(item: Item, cfg: IngestConfig, cache_dir: Path | None, tag: str,
+                tally: _Tally) -> tuple[dict, list[dict], bool]:  # fmt: skip
+    """Parse (or load from cache) and chunk one document: (document row, chunks, from cache).
+
+    `tag` ends the parse-cache key. Raises ParseError for a document that gives no usable text.
     """
-    get_parser(path, pdf_parser=cfg.pdf_parser)  # unsupported files are refused before hashing
-    try:
-        size = path.stat().st_size
-        sha = file_sha256(path)
-        doc, cached = _parse_cached(path, sha, cfg, cache_dir)
-    except OSError as e:
-        raise ParseError("corrupt", f"cannot read file ({e.strerror or e})") from None
+    parsed = parse_item(item, cfg, cache_dir, tag)
+    doc = parsed.doc
+    if doc.ocr_pages and not parsed.cached:
+        tally.ocr_pages += doc.ocr_pages
+        tally.ocr_seconds += parsed.seconds
     chunks = chunk_document(
         doc.text,
-        doc=rel,
-        doc_sha256=sha,
+        doc=item.doc,
+        doc_sha256=parsed.sha256,
         chunk_size=cfg.chunk_size,
         chunk_overlap=cfg.chunk_overlap,
         min_chunk_tokens=cfg.min_chunk_tokens,
     )
+    if doc.ocr_spans:
+        for chunk in chunks:
+            if _overlaps(doc.ocr_spans, *chunk["span"]):
+                chunk["ocr"] = True  # text read with OCR: it may hold recognition errors
     row = {
-        "doc": rel,
-        "sha256": sha,
-        "size": size,
-        "format": path.suffix.lower().lstrip("."),
+        "doc": item.doc,
+        "sha256": parsed.sha256,
+        "size": parsed.size,
+        "format": item.path.suffix.lower().lstrip("."),
         "parser": doc.parser,
         "title": doc.title,
         "pages": doc.pages,
         "n_chars": len(doc.text),
         "n_tokens": count_tokens(doc.text),
         "n_chunks": len(chunks),
-        "text": doc.text,
     }
-    return row, chunks, cached
+    if item.page is not None:  # provenance of a web page: where, when, which bytes (sha256)
+        row.update(url=item.page.final_url, fetched_at=item.page.fetched_at, content_type=item.page.content_type)
+    if doc.ocr_spans:
+        row["ocr_spans"] = [list(span) for span in doc.ocr_spans]
+    row["text"] = doc.text
+    return row, chunks, parsed.cached
 
 
-def _no_usable_document(root: Path, n_files: int, skipped: list[dict]) -> InputError:
+def _no_usable_document(where: str, n_items: int, skipped: list[dict]) -> InputError:
     kinds = Counter(s["kind"] for s in skipped)
     detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     from mason.ingest.parsers import supported_extensions
 
     return InputError(
-        f"no usable document in {root}: {n_files} file(s) found, all skipped ({detail})",
+        f"no usable document in {where}: {n_items} file(s) found, all skipped ({detail})",
         hint=(
-            f"supported formats: {' '.join(supported_extensions())}; scanned PDFs need OCR first; "
-            "the warnings above say why each file was skipped"
+            f"supported formats: {' '.join(supported_extensions())}; scanned PDFs need OCR "
+            "(pip install 'mason[ocr]'); the warnings above say why each file was skipped"
         ),
     )
 
@@ -337,8 +218,13 @@ def _resume_point(out_dir: Path, rels: list[str], resuming: bool) -> _Committed:
     return committed
 
 
-def _task_result(root: Path, tally: _Tally, skipped: list[dict[str, str]]) -> TaskResult:
+def _task_result(where: str | list[str], tally: _Tally, skipped: list[dict[str, str]], found: Collected) -> TaskResult:
     by_kind = {k: sum(1 for s in skipped if s["kind"] == k) for k in SKIP_KINDS}
+    metrics = {"mean_chunk_tokens": round(tally.chunk_tokens / max(tally.chunks, 1), 2)}
+    if tally.ocr_pages:
+        metrics["ocr_pages_per_s"] = round(tally.ocr_pages / max(tally.ocr_seconds, 1e-9), 3)
+    if found.downloads:
+        metrics["web_requests_per_s"] = round(found.downloads / max(found.web_seconds, 1e-9), 3)
     return TaskResult(
         counts={
             "documents": tally.documents,
@@ -349,12 +235,23 @@ def _task_result(root: Path, tally: _Tally, skipped: list[dict[str, str]]) -> Ta
             "resumed": tally.resumed,
             "characters": tally.characters,
             "pages": tally.pages,
+            "web_pages": tally.web_pages,
+            "web_requests": found.downloads,
+            "ocr_pages": tally.ocr_pages,
             **{f"skipped_{k}": n for k, n in by_kind.items()},
         },
-        metrics={"mean_chunk_tokens": round(tally.chunk_tokens / max(tally.chunks, 1), 2)},
+        metrics=metrics,
         files=[DOCUMENTS, CHUNKS],
-        details={"source": str(root), "version": VERSION, "skipped": skipped, "skipped_by_kind": by_kind},
+        details={"source": where, "version": VERSION, "skipped": skipped, "skipped_by_kind": by_kind},
     )
+
+
+def _check_ocr(cfg: IngestConfig) -> None:
+    from mason.ingest.parsers.ocr import INSTALL_HINT, ocr_installed
+
+    if cfg.ocr == "on" and not ocr_installed():
+        raise InputError("knowledge_source.ocr is `on` but no OCR engine is installed",
+                         hint=f"{INSTALL_HINT}, or set `ocr: auto` to read scans only when it is there")  # fmt: skip
 
 
 def ingest_documents(
@@ -366,25 +263,47 @@ def ingest_documents(
     resuming: bool = False,
     show_progress: bool = True,
 ) -> TaskResult:
-    """Parse and chunk the documents selected by `cfg` into `out_dir`.
+    """Parse and chunk the documents of the sources of `cfg` into `out_dir`.
 
-    Writes documents.jsonl (one row per usable document) and chunks.jsonl. Files that give no
-    usable text are skipped with one warning each and listed in `details["skipped"]`.
-    Returns a TaskResult with counts (documents, chunks, skipped, parsed, from_cache,
-    characters, resumed, pages, skipped_<kind>) and metrics (mean_chunk_tokens).
-    Raises InputError when the folder is missing, matches no file, or has no usable document.
+    Writes documents.jsonl (one row per usable document; web pages with their URL, fetch time
+    and content hash) and chunks.jsonl (chunks with text read by OCR flagged `"ocr": true`).
+    Files and pages that give no usable text are skipped with one warning each and listed in
+    `details["skipped"]`. Returns a TaskResult with counts (documents, chunks, skipped, parsed,
+    from_cache, characters, resumed, pages, web_pages, web_requests, ocr_pages, skipped_<kind>)
+    and metrics (mean_chunk_tokens, and ocr_pages_per_s / web_requests_per_s when there were any).
+    Raises InputError when a folder is missing, matches no file, or no document is usable.
     """
-    root, files = select_files(cfg, base_dir)
-    if not files:
-        raise InputError(
-            f"no files in {root} match glob {cfg.glob!r}" + (f" and exclude {cfg.exclude}" if cfg.exclude else ""),
-            hint="put documents in the folder or change `knowledge_source.glob` / `exclude`",
-        )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rels = [p.relative_to(root).as_posix() for p in files]
+    _check_ocr(cfg)
+    opts = parse_options(cfg)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(using_options(opts))
+        found = collect(cfg, Path(base_dir), Path(cache_dir) if cache_dir is not None else None, stack)
+        single_local = not cfg.sources and cfg.type == "local"
+        where: str | list[str] = found.described[0] if single_local else found.described
+        if not found.items and not found.skipped:
+            raise InputError("no document in any source", hint="check `knowledge_source`: paths, globs, URLs")
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tag = f"{options_tag(opts)}-{VERSION}"
+        tally, skipped = _write(found, cfg, out_dir, cache_dir, tag, resuming, show_progress)
+    if tally.ocr_pages:
+        rate = tally.ocr_pages / max(tally.ocr_seconds, 1e-9)
+        info(f"OCR: {tally.ocr_pages} page(s) in {tally.ocr_seconds:.1f} s ({rate:.2f} pages/s)")
+    if tally.documents == 0:
+        raise _no_usable_document(where if isinstance(where, str) else "the sources",
+                                  len(found.items) + len(found.skipped), skipped)  # fmt: skip
+    return _task_result(where, tally, skipped, found)
+
+
+def _write(found: Collected, cfg: IngestConfig, out_dir: Path, cache_dir: Path | None, tag: str, resuming: bool,
+           show_progress: bool) -> tuple[_Tally, list[dict[str, str]]]:  # fmt: skip
+    """The commit loop (see module docstring): (tally, skipped documents)."""
+    rels = [item.doc for item in found.items]
     committed = _resume_point(out_dir, rels, resuming)
     tally, skipped = _Tally(chunk_tokens=committed.chunk_tokens), []
+    for s in found.skipped:
+        warn(f"skipped {s['doc']}: {s['reason']} [{s['kind']}]")
+        skipped.append(s)
     for row in committed.docs.values():
         tally.add(row)
     tally.resumed = tally.documents
@@ -394,14 +313,14 @@ def ingest_documents(
         JsonlWriter(out_dir / DOCUMENTS, resume=keep) as docs_out,
         progress(disable=not show_progress) as bar,
     ):
-        task = bar.add_task("ingest", total=len(files))
-        for path, rel in zip(files, rels, strict=True):
-            if rel not in committed.docs:
+        task = bar.add_task("ingest", total=len(found.items))
+        for item in found.items:
+            if item.doc not in committed.docs:
                 try:
-                    row, chunks, cached = _ingest_one(path, rel, cfg, cache_dir)
+                    row, chunks, cached = _ingest_one(item, cfg, cache_dir, tag, tally)
                 except ParseError as e:
-                    warn(f"skipped {rel}: {e.reason} [{e.kind}]")
-                    skipped.append({"doc": rel, "reason": e.reason, "kind": e.kind})
+                    warn(f"skipped {item.doc}: {e.reason} [{e.kind}]")
+                    skipped.append({"doc": item.doc, "reason": e.reason, "kind": e.kind})
                 else:
                     for chunk in chunks:
                         chunks_out.write(chunk)
@@ -410,9 +329,7 @@ def ingest_documents(
                     docs_out.sync()
                     tally.add(row, chunks, cached)
             bar.update(task, advance=1)
-    if tally.documents == 0:
-        raise _no_usable_document(root, len(files), skipped)
-    return _task_result(root, tally, skipped)
+    return tally, skipped
 
 
 def run(ctx: TaskContext) -> TaskResult:

@@ -1,12 +1,19 @@
 """Document parsers, chosen by file extension from a registry.
 
-Built-in: PDF (pypdfium2, markitdown fallback), DOCX (mammoth, with fallbacks), PPTX (markitdown), HTML and saved web
-pages, Markdown / reStructuredText / text, and generic XML. Third-party packages add or replace
+Built-in: PDF (pypdfium2 with OCR for scanned pages and ruled tables, markitdown fallback), DOCX
+(mammoth, with fallbacks), PPTX (markitdown), spreadsheets (XLSX, XLS, CSV/TSV, ODS), EPUB, Jupyter
+notebooks, JSON / JSON Lines, Outlook .msg, OpenDocument text (.odt), RTF, HTML and saved web
+pages, Markdown / reStructuredText / text, and generic XML. Images are read with OCR when
+`ocr: on`; audio and video are refused with a reason. Third-party packages add or replace
 parsers through the `mason.parsers` entry-point group; each entry point names a factory (usually
 the parser class) whose instances follow the `Parser` protocol:
 
     [project.entry-points."mason.parsers"]
-    epub = "my_pkg.epub:EpubParser"      # class with name, extensions, parse(path)
+    djvu = "my_pkg.djvu:DjvuParser"      # class with name, extensions, parse(path)
+
+A parser may also have `precheck(path)`, which refuses a file before it is read or hashed, and
+`supported = False`, which keeps its extensions out of the "supported formats" list. Parsers read
+the stage's settings (OCR mode, limits) through `base.options()`.
 
 Importing this package is cheap: parser modules import their libraries inside `parse`.
 """
@@ -21,14 +28,25 @@ from mason.ingest.parsers.base import (
     SKIP_KINDS,
     ParsedDocument,
     ParseError,
+    ParseOptions,
     Parser,
     SkipKind,
     normalize_text,
+    options,
+    take_ocr_marks,
+    using_options,
 )
-from mason.ingest.parsers.html import HtmlParser
 from mason.ingest.parsers.docx import DocxParser
+from mason.ingest.parsers.ebook import EpubParser
+from mason.ingest.parsers.html import HtmlParser
+from mason.ingest.parsers.ocr import ImageParser, MediaParser
 from mason.ingest.parsers.office import PptxParser
+from mason.ingest.parsers.opendoc import OpenDocumentParser, RtfParser
+from mason.ingest.parsers.outlook import MsgParser
 from mason.ingest.parsers.pdf import MarkitdownPdfParser, PdfiumParser
+from mason.ingest.parsers.safety import check_size
+from mason.ingest.parsers.sheets import CsvParser, XlsParser, XlsxParser
+from mason.ingest.parsers.structured import JsonParser, NotebookParser
 from mason.ingest.parsers.text import TextParser
 from mason.ingest.parsers.xml import XmlParser
 
@@ -38,14 +56,17 @@ __all__ = [
     "PDF_PARSERS",
     "SKIP_KINDS",
     "ParseError",
+    "ParseOptions",
     "ParsedDocument",
     "Parser",
     "ParserFactory",
     "SkipKind",
+    "cap_text",
     "get_parser",
     "parse_document",
     "register_parser",
     "supported_extensions",
+    "using_options",
 ]
 
 ParserFactory = Callable[[], Parser]
@@ -77,7 +98,10 @@ def register_parser(factory: ParserFactory, extensions: tuple[str, ...] | list[s
             del _instances[key]
 
 
-for _factory in (PdfiumParser, DocxParser, PptxParser, HtmlParser, TextParser, XmlParser):
+for _factory in (
+    PdfiumParser, DocxParser, PptxParser, HtmlParser, TextParser, XmlParser, XlsxParser, XlsParser, CsvParser,
+    EpubParser, NotebookParser, JsonParser, MsgParser, OpenDocumentParser, RtfParser, ImageParser, MediaParser,
+):  # fmt: skip
     register_parser(_factory)
 
 
@@ -102,15 +126,16 @@ def load_plugins() -> None:
 
 
 def supported_extensions() -> list[str]:
-    """Sorted extensions that have a parser (built-in and plugins)."""
+    """Sorted extensions that have a parser (built-in and plugins), media files left out."""
     load_plugins()
-    return sorted(PARSERS)
+    return sorted(ext for ext, factory in PARSERS.items() if getattr(factory, "supported", True))
 
 
 def get_parser(path: str | Path, *, pdf_parser: str = "pypdfium2") -> Parser:
     """The parser for `path`'s extension (`pdf_parser` picks the PDF one).
 
-    Raises ParseError("unsupported") when no parser handles the extension.
+    Raises ParseError("unsupported") when no parser handles the extension, or the parser's
+    `precheck` refuses the file (images without OCR, audio, video).
     """
     load_plugins()
     ext = Path(path).suffix.lower()
@@ -120,22 +145,27 @@ def get_parser(path: str | Path, *, pdf_parser: str = "pypdfium2") -> Parser:
         factory = PDF_PARSERS.get(pdf_parser) if ext == ".pdf" else PARSERS.get(ext)
         if factory is None:
             what = f"'{ext}' files" if ext else "files without an extension"
-            raise ParseError("unsupported", f"no parser for {what} (supported: {' '.join(sorted(PARSERS))})")
+            raise ParseError("unsupported", f"no parser for {what} (supported: {' '.join(supported_extensions())})")
         parser = _instances[key] = factory()
+    precheck = getattr(parser, "precheck", None)
+    if precheck is not None:
+        precheck(Path(path))
     return parser
 
 
 def parse_document(path: str | Path, *, pdf_parser: str = "pypdfium2") -> ParsedDocument:
-    """Parse one file into clean text.
+    """Parse one file into clean text, under the `ParseOptions` in force (`using_options`).
 
-    Returns the ParsedDocument (text normalized, never empty). Raises ParseError with a kind
-    (corrupt, encrypted, empty, unsupported) for every file that gives no usable text; an
-    unexpected exception inside a parser is reported as "corrupt" naming the parser.
+    Returns the ParsedDocument (text normalized, never empty, cut at `max_document_chars` with
+    a warning; OCR marks turned into `ocr_spans`). Raises ParseError with a kind (corrupt,
+    encrypted, empty, unsupported, unsafe, too_large) for every file that gives no usable text;
+    an unexpected exception inside a parser is reported as "corrupt" naming the parser.
     """
     path = Path(path)
     parser = get_parser(path, pdf_parser=pdf_parser)
     if path.stat().st_size == 0:
         raise ParseError("empty", "file is empty (0 bytes)")
+    check_size(path)
     try:
         doc = parser.parse(path)
     except (ParseError, MemoryError, KeyboardInterrupt):
@@ -145,6 +175,23 @@ def parse_document(path: str | Path, *, pdf_parser: str = "pypdfium2") -> Parsed
     except Exception as e:
         raise ParseError("corrupt", f"{parser.name} failed: {type(e).__name__}: {e}") from None
     text = normalize_text(doc.text)  # plugins may return CRLF or trailing blanks
+    text = cap_text(text, path.name)
+    text, spans = take_ocr_marks(text)
     if not text.strip():
         raise ParseError("empty", "no extractable text")
-    return dataclasses.replace(doc, text=text) if text != doc.text else doc
+    if text == doc.text and spans == doc.ocr_spans:
+        return doc
+    return dataclasses.replace(doc, text=text, ocr_spans=spans or doc.ocr_spans)
+
+
+def cap_text(text: str, name: str) -> str:
+    """`text` cut at the last paragraph break before `max_document_chars`, with a warning."""
+    limit = options().max_document_chars
+    if len(text) <= limit:
+        return text
+    from mason.core.console import warn
+
+    cut = text.rfind("\n\n", 0, limit)
+    cut = cut if cut > limit // 2 else limit
+    warn(f"{name}: text cut at {cut} of {len(text)} characters (knowledge_source.max_document_chars)")
+    return text[:cut].rstrip()

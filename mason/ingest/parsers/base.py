@@ -7,14 +7,24 @@ line. The chunker relies on exactly that shape (see `mason.ingest.chunker`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-SkipKind = Literal["corrupt", "encrypted", "empty", "unsupported"]
-SKIP_KINDS: tuple[SkipKind, ...] = ("corrupt", "encrypted", "empty", "unsupported")
+SkipKind = Literal["corrupt", "encrypted", "empty", "unsupported", "unsafe", "too_large", "unreachable", "disallowed"]
+SKIP_KINDS: tuple[SkipKind, ...] = (
+    "corrupt", "encrypted", "empty", "unsupported", "unsafe", "too_large", "unreachable", "disallowed",
+)  # fmt: skip
+
+#: private-use characters a parser puts around text it read with OCR; `parse_document` removes them
+#: and records the spans in `ParsedDocument.ocr_spans`
+OCR_START, OCR_END = "\ue000", "\ue001"
+_MARKS = re.compile(f"[{OCR_START}{OCR_END}]")
 
 
 @dataclass(frozen=True)
@@ -26,12 +36,16 @@ class ParsedDocument:
         title: the document's title when it declares one (metadata or first heading), else None.
         pages: number of pages or slides where the format has them, else None.
         parser: name of the parser that produced `text` (e.g. "pypdfium2", "docx/mammoth").
+        ocr_spans: character spans ([start, end) of `text`) read with OCR, in order.
+        ocr_pages: pages (or images) read with OCR.
     """
 
     text: str
     title: str | None
     pages: int | None
     parser: str
+    ocr_spans: tuple[tuple[int, int], ...] = ()
+    ocr_pages: int = 0
 
 
 class ParseError(Exception):
@@ -39,7 +53,10 @@ class ParseError(Exception):
 
     Attributes:
         kind: "corrupt" (unreadable or malformed), "encrypted" (password protected),
-            "empty" (no extractable text) or "unsupported" (no parser for the extension).
+            "empty" (no extractable text), "unsupported" (no parser for the extension, or a
+            media file), "unsafe" (a link out of the folder, a zip bomb, not a regular file),
+            "too_large" (over `max_file_mb`), and for web pages "unreachable" (HTTP error,
+            timeout) or "disallowed" (robots.txt, another site).
         reason: one short sentence for the warning, e.g. "PDF is password protected".
     """
 
@@ -56,6 +73,11 @@ class Parser(Protocol):
     Attributes:
         name: short name recorded in documents.jsonl and in the parse-cache key.
         extensions: lower-case extensions with the dot, e.g. (".docx",).
+
+    Optional: `precheck(path)` raises ParseError to refuse a file before it is read or hashed
+    (media files); `supported = False` keeps the extensions out of `supported_extensions()`.
+    Settings (OCR mode, limits) come from `options()`; text read with OCR goes between
+    `OCR_START` and `OCR_END` (`mark_ocr`).
     """
 
     name: str
@@ -64,6 +86,82 @@ class Parser(Protocol):
     def parse(self, path: Path) -> ParsedDocument:
         """Parse one file. Raises `ParseError` for files that give no usable text."""
         ...
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """Settings parsers read through `options()` (the `Parser` protocol takes only a path).
+
+    Attributes:
+        ocr: "auto", "on" or "off" (see `IngestConfig.ocr`).
+        notebook_outputs: keep the text outputs of notebook code cells.
+        max_sheet_rows: rows kept per spreadsheet sheet or CSV file.
+        max_document_chars: characters of text kept per document.
+        max_file_bytes: larger files are refused; also the most a zip-based document may unpack to.
+    """
+
+    ocr: str = "auto"
+    notebook_outputs: bool = False
+    max_sheet_rows: int = 5000
+    max_document_chars: int = 10_000_000
+    max_file_bytes: int = 256 << 20
+
+
+_OPTIONS: ContextVar[ParseOptions] = ContextVar("mason_parse_options", default=ParseOptions())
+
+
+def options() -> ParseOptions:
+    """The parse options in force (defaults outside `using_options`)."""
+    return _OPTIONS.get()
+
+
+@contextlib.contextmanager
+def using_options(opts: ParseOptions) -> Iterator[ParseOptions]:
+    """Parse with `opts` inside the `with` block."""
+    token = _OPTIONS.set(opts)
+    try:
+        yield opts
+    finally:
+        _OPTIONS.reset(token)
+
+
+def take_ocr_marks(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Remove the OCR marks from `text`: (clean text, spans of the marked text).
+
+    Spans separated only by whitespace are merged; an unclosed mark runs to the end.
+    """
+    if OCR_START not in text and OCR_END not in text:
+        return text, ()
+    out: list[str] = []
+    spans: list[tuple[int, int]] = []
+    length, pos, start = 0, 0, None
+    for m in _MARKS.finditer(text):
+        out.append(text[pos : m.start()])
+        length += m.start() - pos
+        pos = m.end()
+        if m.group() == OCR_START:
+            start = length if start is None else start
+        elif start is not None:
+            if length > start:
+                spans.append((start, length))
+            start = None
+    out.append(text[pos:])
+    clean = "".join(out)
+    if start is not None and len(clean) > start:
+        spans.append((start, len(clean)))
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and not clean[merged[-1][1] : a].strip():
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return clean, tuple(merged)
+
+
+def mark_ocr(text: str) -> str:
+    """`text` (stripped) between OCR marks, or "" when it is blank."""
+    text = text.strip()
+    return f"{OCR_START}{text}{OCR_END}" if text else ""
 
 
 # Control characters other than tab/newline come from broken encodings and PDF extraction

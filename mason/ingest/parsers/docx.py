@@ -15,7 +15,7 @@ reported with `warn()` naming the converter that failed and why:
    left out (they are review notes and page furniture, not the document's content).
 2. **markitdown**'s own DocxConverter (its pre-processing differs: zip name-casing repair).
 3. **xml**: the paragraphs' text read straight from WordprocessingML with a recovering parser:
-   headings from the paragraph styles, table rows as `a | b` lines, equations as their text.
+   headings from the paragraph styles, tables as Markdown tables, equations as their text.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mason.ingest.parsers.base import ParsedDocument, ParseError, clean_markdown, first_heading, require_text
 from mason.ingest.parsers.office import check_ooxml_container, core_title
+from mason.ingest.parsers.tables import markdown_table, trim
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
@@ -221,7 +222,7 @@ def _paragraph_text(paragraph) -> str:  # noqa: ANN001
 
 def xml_markdown(data: bytes) -> str:
     """Text of a .docx read straight from `word/document.xml` (recovering from broken XML):
-    paragraphs in order, headings from their styles, each table row as one `a | b` line."""
+    paragraphs in order, headings from their styles, tables as Markdown tables."""
     from lxml import etree
 
     with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -229,17 +230,27 @@ def xml_markdown(data: bytes) -> str:
     root = etree.fromstring(xml, parser=_xml_parser(recover=True))
     if root is None:
         return ""
-    blocks = []
+    blocks: list[str] = []
+    rows: list[list[str]] = []
+    table = None
     for node in root.iter(f"{_W}p", f"{_W}tr"):
         if node.tag == f"{_W}tr":
-            cells = [" ".join(_paragraph_text(p) for p in tc.iter(f"{_W}p")).strip() for tc in node.iter(f"{_W}tc")]
-            blocks.append(" | ".join(cells))
-        elif any(a.tag == f"{_W}tc" for a in node.iterancestors()):
-            continue  # table paragraphs are in their row's line
-        else:
-            text = _paragraph_text(node)
-            level = _heading_level(node)
-            blocks.append(f"{'#' * level} {text}" if level and text else text)
+            if rows and node.getparent() is not table:
+                blocks.append(markdown_table(trim(rows)))
+                rows = []
+            table = node.getparent()
+            rows.append([" ".join(_paragraph_text(p) for p in tc.iter(f"{_W}p")).strip() for tc in node.iter(f"{_W}tc")])
+            continue
+        if any(a.tag == f"{_W}tc" for a in node.iterancestors()):
+            continue  # table paragraphs are in their row
+        if rows:
+            blocks.append(markdown_table(trim(rows)))
+            rows = []
+        text = _paragraph_text(node)
+        level = _heading_level(node)
+        blocks.append(f"{'#' * level} {text}" if level and text else text)
+    if rows:
+        blocks.append(markdown_table(trim(rows)))
     return "\n\n".join(b for b in blocks if b.strip())
 
 

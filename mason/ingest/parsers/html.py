@@ -66,6 +66,19 @@ def clean_soup(soup: Any) -> Any:
     return main or soup.body or soup
 
 
+def _tidy_tables(root: Any) -> None:
+    """Make tables come out as valid Markdown tables: `|` inside a cell escaped, empty rows dropped."""
+    from bs4 import NavigableString
+
+    for cell in root.find_all(["td", "th"]):
+        for node in cell.find_all(string=lambda t: "|" in t):
+            if type(node) is NavigableString:
+                node.replace_with(NavigableString(node.replace("|", "\\|")))
+    for row in root.find_all("tr"):
+        if not row.get_text(strip=True) and not row.find("img"):
+            row.decompose()
+
+
 def html_to_markdown(data: bytes | str) -> tuple[str, str | None]:
     """Convert an HTML page to clean Markdown. Returns (text, title or None)."""
     from bs4 import BeautifulSoup
@@ -74,6 +87,7 @@ def html_to_markdown(data: bytes | str) -> tuple[str, str | None]:
     soup = BeautifulSoup(data, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     root = clean_soup(soup)
+    _tidy_tables(root)
     md = MarkdownConverter(
         heading_style="ATX", bullets="-", escape_asterisks=False, escape_underscores=False,
         table_infer_header=True,  # a table without <th> (Word, most pages) uses its first row, not an empty one

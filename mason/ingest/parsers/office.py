@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mason.ingest.parsers.base import ParsedDocument, ParseError, clean_markdown, first_heading, require_text
+from mason.ingest.parsers.safety import check_zip
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # name of the stream holding the payload of a password-protected OOXML file ("EncryptedPackage")
@@ -23,7 +24,8 @@ _CORE_TITLE = re.compile(rb"<dc:title>([^<]*)</dc:title>")
 
 
 def check_ooxml_container(path: Path, fmt: str) -> None:
-    """Raise ParseError when `path` is not a zip-based Office file.
+    """Raise ParseError when `path` is not a zip-based Office file, or one that would unpack to too
+    much ("unsafe", see `safety.check_zip`).
 
     Password-protected Office files are OLE compound files holding an `EncryptedPackage`
     stream ("encrypted"); other OLE files are legacy .doc/.ppt saved under the new extension.
@@ -37,6 +39,7 @@ def check_ooxml_container(path: Path, fmt: str) -> None:
             raise ParseError("corrupt", f"legacy binary Office file, not {fmt}; re-save it as {fmt}")
     if not zipfile.is_zipfile(path):
         raise ParseError("corrupt", f"not a valid {fmt} file (not a zip archive)")
+    check_zip(path, fmt)
 
 
 def core_title(path: Path) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mason.ingest.parsers.base import ParsedDocument, ParseError, clean_markdown, normalize_text
+from mason.ingest.parsers.base import ParsedDocument, ParseError, clean_markdown, mark_ocr, normalize_text, options
 
 _LINE = re.compile(r"[^\r\n]+")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-\u2013(]?\s*\d+\s*[-\u2013)]?(?:\s*(?:/|of)\s*\d+)?$", re.IGNORECASE)
@@ -26,7 +26,8 @@ _BULLET = re.compile(r"^(?:[\u2022\u2023\u25aa\u25cf\u00b7\u2013*-]\s|\(?\d{1,3}
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 _SENTENCE_END = re.compile(r"[.!?:;\"'\u201d)]$")
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
-_OCR_HINT = "scanned images? OCR is not supported; run OCR first (e.g. ocrmypdf)"
+#: pages with at least this many vector paths (cell borders) are searched for tables
+_TABLE_MIN_PATHS = 4
 # PDFium joins a word hyphenated at a line end itself and marks the hyphen with U+FFFE. Before
 # a lower-case letter it is a word split for justification ("exam-/ple" -> "example"); before
 # anything else it is kept as a real hyphen ("well-/Known" -> "well-Known").
@@ -41,6 +42,8 @@ class _Line:
     x0: float
     x1: float
     y: float  # baseline, PDF user space (grows upwards)
+    ocr: bool = False  # read with OCR from a page without a text layer
+    table: bool = False  # `text` is a whole Markdown table (see `_insert_tables`)
 
 
 class _FontReader:
@@ -120,6 +123,8 @@ def _strip_running_lines(pages: list[list[_Line]]) -> None:
     """
 
     def key(line: _Line) -> tuple[str, float]:
+        if line.table:
+            return "\0table", -1.0  # never a running header
         return re.sub(r"\d+", "#", line.text.lower()), line.size
 
     tops = Counter(key(p[0]) for p in pages if p)
@@ -130,6 +135,8 @@ def _strip_running_lines(pages: list[list[_Line]]) -> None:
             if not lines:
                 continue
             text = lines[pos].text
+            if lines[pos].table:
+                continue
             page_no = _PAGE_NUMBER.match(text) and re.search(r"\d+", text).group() == str(number)
             # running headers are short; a long line is body text even when it recurs
             if (len(text) <= 80 and counts[key(lines[pos])] >= need) or page_no:
@@ -147,6 +154,7 @@ class _Layout:
 
 def _analyse(pages: list[list[_Line]]) -> _Layout:
     sizes: Counter[float] = Counter()
+    pages = [[ln for ln in lines if not ln.table] for lines in pages]
     for lines in pages:
         for ln in lines:
             sizes[ln.size] += len(ln.text)
@@ -210,6 +218,12 @@ def _page_blocks(lines: list[_Line], layout: _Layout) -> tuple[list[str], bool]:
     for i, line in enumerate(lines):
         prev = lines[i - 1] if i else None
         nxt = lines[i + 1] if i + 1 < len(lines) else None
+        if line.table:
+            if para is not None:
+                blocks.append(para)
+                para = None
+            blocks.append(line.text)
+            continue
         standalone = (prev is None or _breaks_paragraph(prev, line, layout)) and (
             nxt is None or _breaks_paragraph(line, nxt, layout)
         )
@@ -239,19 +253,26 @@ def _page_blocks(lines: list[_Line], layout: _Layout) -> tuple[list[str], bool]:
 def lines_to_markdown(pages: list[list[_Line]]) -> str:
     """Markdown-ish text of a document given the lines of each page (see module docstring)."""
     _strip_running_lines(pages)
-    layout = _analyse(pages)
+    # font sizes measured by OCR (from box heights) do not compare with a text layer's: each
+    # kind of page gets its own body size and heading sizes
+    is_ocr = [any(ln.ocr for ln in lines) for lines in pages]
+    layouts = {
+        kind: _analyse([lines for lines, o in zip(pages, is_ocr, strict=True) if o == kind]) for kind in set(is_ocr)
+    }
     out: list[str] = []
-    runs_on = False
-    for lines in pages:
-        blocks, next_runs_on = _page_blocks(lines, layout)
+    runs_on, prev_ocr = False, False
+    for lines, ocr in zip(pages, is_ocr, strict=True):
+        blocks, next_runs_on = _page_blocks(lines, layouts[ocr])
         # a paragraph cut by the page break: rejoin it when the previous page ended on a full
-        # line, or mid-sentence with the next page going on in lower case
-        if out and blocks and not out[-1].startswith("#") and not blocks[0].startswith("#"):
+        # line, or mid-sentence with the next page going on in lower case (never across OCR pages
+        # or tables)
+        plain = ("#", "|")
+        if out and blocks and not (ocr or prev_ocr) and not out[-1].startswith(plain) and not blocks[0].startswith(plain):
             mid_sentence = not _SENTENCE_END.search(out[-1]) and blocks[0][:1].islower()
             if runs_on or mid_sentence:
                 out[-1] = _join(out[-1], blocks.pop(0))
-        out.extend(blocks)
-        runs_on = next_runs_on
+        out.extend([mark_ocr(b) for b in blocks] if ocr else blocks)
+        runs_on, prev_ocr = next_runs_on, ocr
     return normalize_text("\n\n".join(out))
 
 
@@ -277,24 +298,112 @@ class PdfiumParser:
             return _fallback(path, f"PDFium: {e}")
         try:
             title = (pdf.get_metadata_dict().get("Title") or "").strip() or None
-            pages: list[list[_Line]] = []
-            font = _FontReader()
-            for i in range(len(pdf)):
-                page = pdf[i]
-                textpage = page.get_textpage()
-                try:
-                    pages.append(page_lines(textpage, font))
-                finally:
-                    textpage.close()
-                    page.close()
+            pages, ocr_pages, table_pages = self._read_pages(pdf)
         except pdfium.PdfiumError as e:
             return _fallback(path, f"PDFium: {e}")
         finally:
             pdf.close()
+        if table_pages:
+            _insert_tables(path, pages, table_pages)
         text = lines_to_markdown(pages)
         if not text.strip():
-            raise ParseError("empty", f"PDF has no extractable text on its {len(pages)} page(s) ({_OCR_HINT})")
-        return ParsedDocument(text=text, title=title, pages=len(pages), parser=self.name)
+            raise ParseError("empty", _no_text(len(pages), tried_ocr=ocr_pages > 0))
+        return ParsedDocument(text=text, title=title, pages=len(pages), parser=self.name, ocr_pages=ocr_pages)
+
+    def _read_pages(self, pdf: Any) -> tuple[list[list[_Line]], int, list[int]]:
+        """(lines of each page, pages read with OCR, pages that may hold ruled tables)."""
+        import pypdfium2.raw as pdfium_c
+
+        from mason.ingest.parsers.ocr import ocr_enabled, ocr_pdf_page
+
+        use_ocr, limit = ocr_enabled(), options().max_document_chars
+        pages: list[list[_Line]] = []
+        ocr_pages, table_pages, chars = 0, [], 0
+        font = _FontReader()
+        for i in range(len(pdf)):
+            page = pdf[i]
+            textpage = page.get_textpage()
+            try:
+                lines = page_lines(textpage, font)
+                if not lines and use_ocr and pdfium_c.FPDFPage_CountObjects(page.raw) > 0:
+                    lines = ocr_pdf_page(page, _Line)
+                    for line in lines:
+                        line.ocr = True
+                    ocr_pages += 1
+                elif lines and _count_paths(page, _TABLE_MIN_PATHS) >= _TABLE_MIN_PATHS:
+                    table_pages.append(i)
+            finally:
+                textpage.close()
+                page.close()
+            pages.append(lines)
+            chars += sum(len(line.text) + 1 for line in lines)
+            if chars > limit:
+                break  # parse_document cuts the text at the limit and says so
+        return pages, ocr_pages, table_pages
+
+
+def _no_text(n_pages: int, tried_ocr: bool) -> str:
+    from mason.ingest.parsers.ocr import INSTALL_HINT, ocr_installed
+
+    what = f"PDF has no extractable text on its {n_pages} page(s)" if n_pages else "PDF has no extractable text"
+    if tried_ocr:
+        return f"{what}, and OCR found none either"
+    mode = options().ocr
+    if mode == "off":
+        return f"{what} (scanned images? OCR is off: knowledge_source.ocr)"
+    if not ocr_installed():
+        return f"{what} (scanned images? read them with OCR: {INSTALL_HINT})"
+    return f"{what} (no page holds anything to read with OCR)"
+
+
+def _count_paths(page: Any, enough: int) -> int:
+    """Vector paths on the page, counted up to `enough` (cell borders make a ruled table)."""
+    import pypdfium2.raw as pdfium_c
+
+    n = 0
+    for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=3):
+        n += 1
+        if n >= enough:
+            break
+    return n
+
+
+def _insert_tables(path: Path, pages: list[list[_Line]], candidates: list[int]) -> None:
+    """Replace the lines of ruled tables found by pdfplumber with one Markdown-table line each.
+
+    Only pages with enough vector paths are opened with pdfplumber (slow); any failure there
+    leaves the page's plain lines as they are.
+    """
+    from mason.ingest.parsers.tables import markdown_table, trim
+
+    try:
+        import pdfplumber
+
+        doc = pdfplumber.open(str(path))
+    except Exception:  # no tables rather than no document
+        return
+    with doc:
+        for i in candidates:
+            try:
+                page = doc.pages[i]
+                found = [(t.bbox, trim(t.extract())) for t in page.find_tables()]
+                height = float(page.height)
+            except Exception:
+                continue
+            lines = pages[i]
+            for (x0, top, x1, bottom), rows in found:
+                if len(rows) < 2 or len(rows[0]) < 2:
+                    continue
+                y_hi, y_lo = height - top + 1, height - bottom - 1
+                inside = [k for k, ln in enumerate(lines)
+                          if not ln.table and y_lo <= ln.y <= y_hi and x0 - 1 <= ln.x0 <= x1 + 1]  # fmt: skip
+                if not inside:
+                    continue
+                first = lines[inside[0]]
+                table = _Line(markdown_table(rows), first.size, False, x0, x1, first.y, table=True)
+                for k in reversed(inside[1:]):
+                    del lines[k]
+                lines[inside[0]] = table
 
 
 class MarkitdownPdfParser:
@@ -319,7 +428,7 @@ class MarkitdownPdfParser:
         pages = raw.count("\f") + 1 if raw.strip() else None
         text = clean_markdown(raw)
         if not text.strip():
-            raise ParseError("empty", f"PDF has no extractable text ({_OCR_HINT})")
+            raise ParseError("empty", _no_text(0, tried_ocr=False))
         return ParsedDocument(text=text, title=result.title, pages=pages, parser=self.name)
 
 
