@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -46,50 +39,15 @@ SYSTEM = {"role": "system", "content": "Answer the question in one short sentenc
 QUESTION = [SYSTEM, {"role": "user", "content": "What is the capital of France?"}]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_up(proc: subprocess.Popen, url: str, log: Path, deadline_s: float = 120) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama.cpp server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.25)
-    pytest.fail(f"llama.cpp server not up after {deadline_s}s:\n{log.read_text()[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory):
     """`python -m llama_cpp.server` on a free port, serving SmolLM2; yields its /v1 URL."""
-    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
-        pytest.skip('the llama.cpp server needs the extra: pip install "llama-cpp-python[server]"')
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        _wait_until_up(proc, f"http://127.0.0.1:{port}/v1/models", log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # our own process group (start_new_session)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    from tests.helpers.llama_server import LlamaServer, skip_reason
+
+    if (why := skip_reason()) is not None:
+        pytest.skip(why)
+    with LlamaServer(GGUF, tmp_path_factory.mktemp("llama-server") / "server.log", deadline_s=120) as url:
+        yield url
 
 
 def test_llamacpp_server_through_the_openai_path(llama_server, tmp_path):
