@@ -157,22 +157,24 @@ class DecisionStore:
 
     # ------------------------------------------------------------------ writing
 
+    def _put(self, sample_id: str, row: dict[str, Any] | None) -> None:
+        """Set the sample's decisions row to `row` (a `Decision.as_row()`; None deletes it), in the open transaction."""
+        if row is None:
+            self._conn.execute("DELETE FROM decisions WHERE sample_id = ?", (sample_id,))
+            return
+        as_json = {k: json.dumps(row[k], ensure_ascii=False) if row[k] is not None else None for k in ("edited", "original")}
+        self._conn.execute(
+            "INSERT OR REPLACE INTO decisions (sample_id, decision, reason, edited, original, who, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sample_id, row["decision"], row["reason"], as_json["edited"], as_json["original"], row["who"], row["at"]))
+
     def _write(self, sample_id: str, after: Decision | None) -> None:
         """Replace the sample's decision with `after` (None deletes it) and log the change, atomically."""
         before = self.get(sample_id)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if after is None:
-                conn.execute("DELETE FROM decisions WHERE sample_id = ?", (sample_id,))
-            else:
-                conn.execute(
-                    "INSERT OR REPLACE INTO decisions (sample_id, decision, reason, edited, original, who, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (sample_id, after.decision, after.reason,
-                     json.dumps(after.edited, ensure_ascii=False) if after.edited is not None else None,
-                     json.dumps(after.original, ensure_ascii=False) if after.original is not None else None,
-                     after.who, after.at))
+            self._put(sample_id, after.as_row() if after is not None else None)
             conn.execute("INSERT INTO events (sample_id, before, after, who, at) VALUES (?, ?, ?, ?, ?)",
                          (sample_id, json.dumps(before.as_row(), ensure_ascii=False) if before else None,
                           json.dumps(after.as_row(), ensure_ascii=False) if after else None, self.who, _now()))
@@ -220,17 +222,7 @@ class DecisionStore:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if before is None:
-                conn.execute("DELETE FROM decisions WHERE sample_id = ?", (sample_id,))
-            else:
-                b = json.loads(before)
-                conn.execute(
-                    "INSERT OR REPLACE INTO decisions (sample_id, decision, reason, edited, original, who, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (sample_id, b["decision"], b["reason"],
-                     json.dumps(b["edited"], ensure_ascii=False) if b["edited"] is not None else None,
-                     json.dumps(b["original"], ensure_ascii=False) if b["original"] is not None else None,
-                     b["who"], b["at"]))
+            self._put(sample_id, json.loads(before) if before is not None else None)
             conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
             conn.execute("COMMIT")
         except BaseException:
