@@ -11,6 +11,8 @@ from __future__ import annotations
 import platform
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +49,21 @@ class PlannedTask:
     @property
     def name(self) -> str:
         return self.spec.name
+
+
+@contextmanager
+def recording(tracker: Any, run_id: str, error_text: Callable[[BaseException], str] = str) -> Iterator[None]:
+    """End the tracker run `run_id` as the block ends: success, interrupted (Ctrl-C) or failed (with
+    `error_text(e)`); the exception goes on. Every orchestrator's run (`mason run`, a tuning plan) ends here."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        tracker.end_run(run_id, "interrupted", "interrupted by the user")
+        raise
+    except BaseException as e:
+        tracker.end_run(run_id, "failed", error_text(e))
+        raise
+    tracker.end_run(run_id, "success")
 
 
 @dataclass
@@ -214,7 +231,7 @@ class Runner:
                 mason_version=__version__,
             )
             outcomes: list[TaskOutcome] = []
-            try:
+            with recording(tracker, run_id):
                 i = 0
                 while i < len(plan):
                     if self._review(plan[i], show_progress, options):
@@ -222,13 +239,6 @@ class Runner:
                         plan = plan[:i] + self.plan(tasks, force=force)[i:]
                     outcomes.append(self._execute(plan[i], tracker, run_id, show_progress, options))
                     i += 1
-            except KeyboardInterrupt:
-                tracker.end_run(run_id, "interrupted", "interrupted by the user")
-                raise
-            except BaseException as e:
-                tracker.end_run(run_id, "failed", str(e))
-                raise
-            tracker.end_run(run_id, "success")
         return RunSummary(run_id, "success", outcomes)
 
     def _review(self, item: PlannedTask, show_progress: bool, options: dict[str, Any]) -> bool:

@@ -260,6 +260,7 @@ def run(plan: Plan, *, base_dir: str | Path = ".", workspace: str | Path | None 
         GuardFailed (exit code 4): a guard failed; the tracker and `guards.json` say why.
         InputError, ConfigError, LockError, MasonError: a phase failed (the tracker says which).
     """
+    from mason.pipeline.runner import recording
     from mason.pipeline.tracker import Tracker
     from mason.tuning.guards import check_guards
 
@@ -273,7 +274,7 @@ def run(plan: Plan, *, base_dir: str | Path = ".", workspace: str | Path | None 
         run_id = tracker.start_run(pipeline_path=f"tuning:{name}", config=describe_plan(plan), name=name,
                                    mason_version=__version__)
         run_dir = ws.artifacts_dir / "tuning" / "_runs" / run_id
-        try:
+        with recording(tracker, run_id, _error_text):
             previous = None
             for phase in plan.phases:
                 previous = _run_phase(phase, name, ws, base, tracker, run_id, previous, artefacts, force=force,
@@ -283,13 +284,6 @@ def run(plan: Plan, *, base_dir: str | Path = ".", workspace: str | Path | None 
                                                           "artefacts": {k: a.as_dict() for k, a in artefacts.items()}})
             check_guards(plan.guards, artefacts, tracker=tracker, run_id=run_id, run_dir=run_dir, base_dir=base,
                          workspace=ws.root)
-        except KeyboardInterrupt:
-            tracker.end_run(run_id, "interrupted", "interrupted by the user")
-            raise
-        except BaseException as e:
-            tracker.end_run(run_id, "failed", _error_text(e))
-            raise
-        tracker.end_run(run_id, "success")
     return PlanResult(list(artefacts.values()), run_id, artefacts)
 
 
